@@ -1,0 +1,76 @@
+"""The `deploykit` command line: a click group whose subcommands are imported lazily.
+
+Each command lives in its own module and is imported only when it runs (or when
+`--help` lists it by name), so `deploykit --help` does not pay for pydantic, kazoo,
+requests or aiohttp. The CLI holds no logic: it parses, calls the library and prints.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from deploykit import __version__
+
+# name -> (module, attribute, one-line help shown by `deploykit --help` without importing)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "validate": ("deploykit.cli.spec_cmds", "validate", "Check app.yaml files and their environment."),
+    "render": ("deploykit.cli.spec_cmds", "render", "Print the Marathon app JSON for an environment."),
+    "build": ("deploykit.cli.image_cmds", "build", "Build the app's image, tagged from git."),
+    "push": ("deploykit.cli.image_cmds", "push", "Push the built image and pin its digest."),
+    "config": ("deploykit.cli.config_cmds", "config", "Read, write and watch Consul KV config."),
+    "deploy": ("deploykit.cli.deploy_cmds", "deploy", "Deploy an app: lock, config, Marathon, wait, roll back."),
+    "diff": ("deploykit.cli.deploy_cmds", "diff", "Show what a deploy would change; touch nothing."),
+    "status": ("deploykit.cli.deploy_cmds", "status", "Show an app's versions, instances and deployments."),
+    "history": ("deploykit.cli.deploy_cmds", "history", "List an app's deployed versions."),
+    "rollback": ("deploykit.cli.deploy_cmds", "rollback", "Return an app to an earlier version."),
+    "lb": ("deploykit.cli.lb_cmds", "lb", "HAProxy sync daemon and offline config render."),
+    "local": ("deploykit.cli.local_cmds", "local", "Run the local devcluster (Marathon + Consul)."),
+    "jenkins": ("deploykit.cli.jenkins_cmds", "jenkins", "Render Jenkinsfiles and sync Jenkins jobs."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attr, _ = entry
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else None
+        if name is not None and name not in COMMANDS and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint}")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, prog_name="deploykit")
+def main() -> None:
+    """deploykit: build, deploy and route Docker apps on Mesos/Marathon.
+
+    \b
+    Examples:
+      deploykit local up --detach
+      deploykit validate examples/hello/app.yaml --env local
+      deploykit deploy examples/hello/app.yaml --env local --output json
+    """

@@ -1,0 +1,126 @@
+"""Options and output shared by every command.
+
+One place decides how results and errors are shown: `--output json` prints exactly
+one JSON document on stdout (errors included, machine-readable); human output goes
+through rich, without colour unless stdout is a terminal. `--junit FILE` also writes
+a JUnit XML summary for Jenkins. Exit codes come from the exception types in
+deploykit.errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from deploykit.errors import EXIT_INTERRUPTED, DeployKitError, ValidationError
+
+
+def env_options(func: Callable) -> Callable:
+    """--env NAME and --env-dir DIR (environment files, see deploykit.envs)."""
+    func = click.option(
+        "--env-dir",
+        type=click.Path(file_okay=False),
+        envvar="DEPLOYKIT_ENV_DIR",
+        default=None,
+        help="Folder of Chef environment files (default: ./chef_attrs, then the shipped ones).",
+    )(func)
+    func = click.option("--env", "env_name", default="local", show_default=True, help="Environment name.")(func)
+    return func
+
+
+def output_options(func: Callable) -> Callable:
+    """--output text|json and --junit FILE."""
+    func = click.option(
+        "--junit",
+        "junit_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Also write a JUnit XML summary (for Jenkins).",
+    )(func)
+    func = click.option(
+        "--output",
+        "-o",
+        "output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="text for people, json for pipelines (one JSON document on stdout).",
+    )(func)
+    return func
+
+
+def console(stderr: bool = False):
+    """A rich Console that only colours a real terminal (never CI logs)."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    is_tty = stream.isatty() and not os.environ.get("NO_COLOR")
+    return Console(file=stream, force_terminal=is_tty, no_color=not is_tty, highlight=False, soft_wrap=True)
+
+
+def print_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2, sort_keys=False, default=str))
+
+
+def write_junit(path: str, suite: str, case: str, doc: dict) -> None:
+    from deploykit.junit import write_report
+
+    write_report(path, suite=suite, case=case, result=doc)
+
+
+def handle_errors(command_name: str) -> Callable:
+    """Decorator: turn DeployKitError into printed errors + exit code, for text and json.
+
+    The wrapped function receives `output` and `junit_path` (when declared) and returns
+    a JSON-able dict (or None). With --output json the dict is printed as-is.
+    """
+
+    def deco(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            output = kwargs.get("output", "text")
+            junit_path = kwargs.get("junit_path")
+            try:
+                doc = func(*args, **kwargs)
+            except DeployKitError as exc:
+                err = {"ok": False, "command": command_name, "exit_code": exc.exit_code, **exc.to_dict()}
+                if output == "json":
+                    print_json(err)
+                else:
+                    show_error(exc)
+                if junit_path:
+                    write_junit(junit_path, "deploykit", command_name, err)
+                sys.exit(exc.exit_code)
+            except KeyboardInterrupt:
+                click.echo("interrupted", err=True)
+                sys.exit(EXIT_INTERRUPTED)
+            if junit_path:
+                write_junit(junit_path, "deploykit", command_name, {"ok": True, **(doc or {})})
+            if output == "json" and doc is not None:
+                print_json({"ok": True, "command": command_name, **doc})
+            return doc
+
+        return wrapper
+
+    return deco
+
+
+def show_error(exc: DeployKitError) -> None:
+    con = console(stderr=True)
+    if isinstance(exc, ValidationError):
+        con.print(f"[bold red]error:[/] {len(exc.problems)} problem(s) found")
+        for p in exc.problems:
+            where = p.file or "<input>"
+            if p.line:
+                where += f":{p.line}"
+            con.print(f"  [bold]{where}[/] [cyan]{p.path or '<root>'}[/]: {p.message}", markup=True)
+            if p.hint:
+                con.print(f"      hint: {p.hint}")
+    else:
+        con.print(f"[bold red]error:[/] {exc}")

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install everything deploykit and its tests need on a fresh Debian machine:
+# system packages (ZooKeeper, HAProxy, buildah, docker-registry, busybox) and a
+# virtualenv at .venv with deploykit installed (editable) plus its test extras.
+# Idempotent: packages already present are not reinstalled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v haproxy >/dev/null || need+=(haproxy)
+[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
+command -v buildah >/dev/null || need+=(buildah)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v curl >/dev/null || need+=(curl)
+command -v java >/dev/null || need+=(default-jre-headless)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing system packages: ${need[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[dev]'

@@ -1,0 +1,49 @@
+"""Small helpers shared by the service fixtures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_binary(name: str) -> str:
+    """Path of `name`; in CI a missing binary fails the test, elsewhere it skips."""
+    path = shutil.which(name)
+    if path:
+        return path
+    msg = f"{name} is not installed (run scripts/setup.sh)"
+    if IN_CI:
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # the service is still starting
+            last_exc = exc
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready after {timeout}s (last error: {last_exc})")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
