@@ -46,12 +46,12 @@ class ZooKeeper:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        log = open(self.workdir / "zk.out", "ab")
-        self.proc = subprocess.Popen(
-            ["java", "-Xmx256m", "-cp", ZK_CLASSPATH, f"-Dzookeeper.log.dir={self.workdir}",
-             "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with open(self.workdir / "zk.out", "ab") as log:
+            self.proc = subprocess.Popen(
+                ["java", "-Xmx256m", "-cp", ZK_CLASSPATH, f"-Dzookeeper.log.dir={self.workdir}",
+                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg)],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
         wait_until(lambda: _ruok(self.port), 30, "ZooKeeper")
 
     def stop(self) -> None:
