@@ -174,9 +174,8 @@ class DeploymentWatch:
                 step = ", ".join(sorted({a.get("action", "?") for a in actions}))
                 self.current_step = f"{step} ({ours.get('currentStep')}/{ours.get('totalSteps')})"
             return None
-        if self.seen_in_list or now - self.started >= self.spec.appear_grace:
-            if self.gone_since is None:
-                self.gone_since = now
+        if (self.seen_in_list or now - self.started >= self.spec.appear_grace) and self.gone_since is None:
+            self.gone_since = now
         return self.tick(now)
 
     def feed_app(self, app: dict, now: float) -> Outcome | None:
