@@ -150,9 +150,9 @@ class DeploymentWatch:
                 self.counters.last_failure = f"health check {what} failed"
                 return self._check_thresholds(HEALTH_FAILURES)
             return None
-        if etype == "instance_changed_event" and event.get("runSpecId") == self.spec.app_id:
-            if event.get("instanceId") and event.get("runSpecVersion"):
-                self._task_versions[event["instanceId"]] = event["runSpecVersion"]
+        is_ours = etype == "instance_changed_event" and event.get("runSpecId") == self.spec.app_id
+        if is_ours and event.get("instanceId") and event.get("runSpecVersion"):
+            self._task_versions[event["instanceId"]] = event["runSpecVersion"]
         return None
 
     def feed_deployments(self, deployments: list[dict], now: float) -> Outcome | None:
