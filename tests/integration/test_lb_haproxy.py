@@ -1,0 +1,150 @@
+"""deploykit.lb.haproxy against a real HAProxy 2.6: runtime API, checked swaps, reload confirmation."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import urllib.request
+
+import pytest
+
+from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed, set_server_commands
+from tests.harness.common import free_port
+
+pytestmark = pytest.mark.integration
+
+
+class _Named(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = self.server.name.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def backends():
+    servers = []
+    for name in ("one", "two"):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Named)
+        srv.name = name
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+    yield [s.server_address[1] for s in servers]
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def _config(inst, extra: str = "", port: int | None = None) -> str:
+    return (
+        inst.base_global()
+        + f"""
+frontend www
+    bind 127.0.0.1:{port or inst.http_port}
+    default_backend app
+backend app
+    balance roundrobin
+    server-template s 1-4 0.0.0.0:0 disabled
+{extra}"""
+    )
+
+
+def _get(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+        return resp.read().decode()
+
+
+def _manager(inst) -> HAProxy:
+    mgr = HAProxy(inst.config_path, inst.master_socket, inst.stats_socket, inst.state_file)
+    mgr.adopt()
+    return mgr
+
+
+def test_runtime_api_fills_slots_without_reload(haproxy_factory, backends):
+    inst = haproxy_factory(_config)
+    mgr = _manager(inst)
+    cmds = set_server_commands("app", "s1", "127.0.0.1", backends[0], "ready")
+    cmds += set_server_commands("app", "s2", "127.0.0.1", backends[1], "ready")
+    result = mgr.runtime.run(cmds)
+    assert result.ok and result.batches == 1 and result.sent == 4
+    assert {_get(inst.http_port) for _ in range(6)} == {"one", "two"}
+    bad = mgr.runtime.run(["set server app/s9 state ready", "set server nope/s1 state ready"])
+    assert len(bad.failed) == 2
+    assert inst.reload_count() == 0
+
+
+def _rendered(inst, servers: dict[str, int], extra: str = "") -> str:
+    """A complete config like lb.render writes: current servers in their slots, spares disabled."""
+    lines = [
+        f"    server s{i} 127.0.0.1:{servers[f's{i}']} check inter 500"
+        if f"s{i}" in servers
+        else f"    server s{i} 0.0.0.0:0 check disabled"
+        for i in range(1, 5)
+    ]
+    return (
+        inst.base_global()
+        + f"""
+frontend www
+    bind 127.0.0.1:{inst.http_port}
+    default_backend app
+backend app
+    balance roundrobin
+"""
+        + "\n".join(lines)
+        + "\n"
+        + extra
+    )
+
+
+def test_reload_follows_the_file_and_bad_config_never_lands(haproxy_factory, backends):
+    inst = haproxy_factory(lambda h: _rendered(h, {"s1": backends[0]}))
+    mgr = _manager(inst)
+    # Runtime move of s2 (not yet in the file), then a structural change whose file moves s2 elsewhere:
+    # the file must win (HAProxy 2.6 would otherwise take the stale port from the state file).
+    assert mgr.runtime.run(set_server_commands("app", "s2", "127.0.0.1", 1, "ready")).ok
+    result = mgr.apply(_rendered(inst, {"s1": backends[0], "s2": backends[1]}, "backend other\n    balance first\n"))
+    assert result.reloaded and inst.reload_count() == 1
+    state = {ln.split()[3]: ln.split() for ln in inst.stats("show servers state app").splitlines()[2:] if ln}
+    assert state["s1"][18] == str(backends[0]) and state["s2"][18] == str(backends[1])
+    assert {_get(inst.http_port) for _ in range(6)} == {"one", "two"}
+    assert mgr.apply(mgr.last_good).changed is False  # identical text: nothing done
+
+    good = inst.config_path.read_text()
+    with pytest.raises(ConfigInvalid) as info:
+        mgr.apply(_config(inst, extra="backend broken\n    bogus_directive here\n"))
+    assert "bogus_directive" in info.value.output
+    assert inst.config_path.read_text() == good
+    assert inst.reload_count() == 1
+    assert {_get(inst.http_port) for _ in range(6)} == {"one", "two"}
+
+
+def test_reload_failure_is_detected_and_file_restored(haproxy_factory, backends):
+    """A config `haproxy -c` accepts but that cannot start (port taken) is reported and rolled back."""
+    inst = haproxy_factory(_config)
+    mgr = _manager(inst)
+    mgr.runtime.run(set_server_commands("app", "s1", "127.0.0.1", backends[0], "ready"))
+    good = inst.config_path.read_text()
+    taken = backends[1]  # a port a test HTTP server already listens on
+    with pytest.raises(ReloadFailed):
+        mgr.apply(_config(inst, extra=f"frontend clash\n    bind 127.0.0.1:{taken}\n    default_backend app\n"))
+    assert inst.config_path.read_text() == good
+    assert inst.show_proc().master.failed
+    assert _get(inst.http_port) == "one"  # the old worker keeps serving
+
+
+def test_start_when_not_running(haproxy_factory, backends, tmp_path):
+    inst = haproxy_factory()  # paths only; the manager launches HAProxy itself
+    mgr = HAProxy(inst.config_path, inst.master_socket, inst.stats_socket, inst.state_file, pidfile=inst.pidfile)
+    assert not mgr.running()
+    port = free_port()
+    res = mgr.start(_config(inst, port=port))
+    assert res.started and mgr.running()
+    mgr.runtime.run(set_server_commands("app", "s3", "127.0.0.1", backends[1], "ready"))
+    assert _get(port) == "two"
+    mgr.stop()
+    assert not mgr.running()
