@@ -1,0 +1,311 @@
+"""Per-(environment, app) deploy locks: ZooKeeper (kazoo Lock recipe) or a Consul session.
+
+Why a lock at all: Marathon only refuses a second deployment while the first is running;
+it does nothing about two people writing config and PUTting the same app a second apart.
+The lock is held from before the config write until the deploy (and rollback) is done.
+
+Why these two: a ZooKeeper lock is an ephemeral node, a Consul lock a key bound to a
+TTL session — either way a crashed or SIGKILLed deployer cannot leave a stale lock
+behind (the problem Helm's `pending-upgrade` has). The holder's identity (user, host, pid,
+$BUILD_URL, start time) is stored with the lock and shown to whoever waits or gives up.
+
+Losing the lock: kazoo's `Lock.is_acquired` stays True after the session is lost, so we
+listen to the connection state ourselves. SUSPENDED means "maybe lost": `check()` waits a
+moment for a reconnect, then gives up; LOST (session expired) is final. The deploy calls
+`check()` before every change and polls `lost` while waiting, and aborts (LockLost,
+exit 3) without touching anything else. Listeners only record; the deploy loop acts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from deploykit.errors import DeployKitError, LockedError, UnreachableError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds (or wants) a deploy lock."""
+
+    user: str
+    host: str
+    pid: int
+    build_url: str | None
+    started_at: str
+
+    @classmethod
+    def current(cls, environ: Any = None) -> Holder:
+        environ = os.environ if environ is None else environ
+        try:
+            user = getpass.getuser()
+        except Exception:  # no passwd entry in some containers
+            user = environ.get("USER", "unknown")
+        return cls(
+            user=user,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            build_url=environ.get("BUILD_URL") or None,
+            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def parse(cls, raw: bytes | str | None) -> Holder | None:
+        if not raw:
+            return None
+        try:
+            doc = json.loads(raw)
+            return cls(
+                user=str(doc.get("user", "?")),
+                host=str(doc.get("host", "?")),
+                pid=int(doc.get("pid", 0)),
+                build_url=doc.get("build_url"),
+                started_at=str(doc.get("started_at", "?")),
+            )
+        except (ValueError, TypeError, AttributeError):
+            return None
+
+    def describe(self) -> str:
+        text = f"{self.user}@{self.host} (pid {self.pid}) since {self.started_at}"
+        if self.build_url:
+            text += f", {self.build_url}"
+        return text
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LockHeld(LockedError):
+    """Someone else holds the deploy lock; `holder` says who (None if unreadable)."""
+
+    def __init__(self, message: str, holder: Holder | None):
+        super().__init__(message)
+        self.holder = holder
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "holder": self.holder.to_dict() if self.holder else None}
+
+
+class LockLost(LockedError):
+    """We held the lock and lost it (session expired / connection lost): stop changing things."""
+
+
+class DeployLock(Protocol):
+    name: str
+
+    def acquire(self, timeout: float) -> None: ...
+
+    def check(self) -> None: ...
+
+    @property
+    def lost(self) -> str | None: ...
+
+    def release(self) -> None: ...
+
+
+def lock_name(env_name: str, app_id: str) -> str:
+    """`<env>/<app id without leading slash>`: one lock per environment and app."""
+    return f"{env_name}/{app_id.strip('/')}"
+
+
+class ZkDeployLock:
+    """kazoo's Lock recipe under `<lock_root>/<env>/<app id>`; the node data is the holder JSON."""
+
+    def __init__(self, client: Any, lock_root: str, env_name: str, app_id: str, holder: Holder,
+                 suspend_grace: float = 5.0):
+        self._client = client
+        self.name = lock_name(env_name, app_id)
+        self.path = f"{lock_root.rstrip('/')}/{self.name}"
+        self.holder = holder
+        self._lock = client.Lock(self.path, identifier=holder.to_json())
+        self._held = False
+        self._lost: str | None = None
+        self._suspended = threading.Event()
+        self._suspend_grace = suspend_grace
+        client.add_listener(self._on_state)
+
+    # kazoo's connection thread calls this: record only.
+    def _on_state(self, state: str) -> None:
+        if state == "LOST":
+            if self._held:
+                self._lost = "the ZooKeeper session expired, so the lock's ephemeral node is gone"
+        elif state == "SUSPENDED":
+            self._suspended.set()
+        elif state == "CONNECTED":
+            self._suspended.clear()
+
+    def current_holder(self) -> Holder | None:
+        try:
+            contenders = self._lock.contenders()
+        except Exception:
+            return None
+        return Holder.parse(contenders[0]) if contenders else None
+
+    def acquire(self, timeout: float) -> None:
+        from kazoo.exceptions import LockTimeout
+
+        from deploykit.clients.zk import translate
+
+        try:
+            got = self._lock.acquire(blocking=timeout > 0, timeout=timeout if timeout > 0 else None)
+        except LockTimeout:
+            got = False
+        except Exception as exc:
+            raise translate(exc, f"taking the deploy lock {self.path}") from None
+        if not got:
+            holder = self.current_holder()
+            who = holder.describe() if holder else "an unknown holder"
+            raise LockHeld(f"deploy lock {self.name} is held by {who} (waited {timeout:g}s)", holder)
+        self._held = True
+
+    @property
+    def lost(self) -> str | None:
+        if self._lost:
+            return self._lost
+        if self._held and self._suspended.is_set():
+            return "connection to ZooKeeper lost (session may expire)"
+        return None
+
+    def check(self) -> None:
+        """Raise LockLost unless we still certainly hold the lock."""
+        if not self._held:
+            raise LockLost(f"deploy lock {self.name} is not held")
+        if self._suspended.is_set():
+            deadline = time.monotonic() + self._suspend_grace
+            while self._suspended.is_set() and not self._lost and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if self._lost or self._suspended.is_set():
+            raise LockLost(f"lost the deploy lock {self.name}: {self.lost}; stopped before any further change")
+        node = getattr(self._lock, "node", None)
+        try:
+            if node and self._client.exists(f"{self.path}/{node}") is None:
+                self._lost = "the lock node disappeared"
+        except Exception:
+            self._lost = "ZooKeeper did not answer while checking the lock"
+        if self._lost:
+            raise LockLost(f"lost the deploy lock {self.name}: {self._lost}; stopped before any further change")
+
+    def release(self) -> None:
+        self._client.remove_listener(self._on_state)
+        if self._held and not self._lost:
+            with contextlib.suppress(Exception):
+                self._lock.release()
+        self._held = False
+
+
+class ConsulDeployLock:
+    """A key `<prefix>/<env>/<app id>` acquired with a TTL session renewed by a thread.
+
+    Used where there is no ZooKeeper (a laptop's devcluster). Session behaviour "delete"
+    removes the key when the session dies; lock-delay 0 so the next deployer does not
+    wait 15 s after a crash.
+    """
+
+    def __init__(self, consul: Any, key_prefix: str, env_name: str, app_id: str, holder: Holder,
+                 ttl: float = 10.0, poll: float = 0.25):
+        self._consul = consul
+        self.name = lock_name(env_name, app_id)
+        self.key = f"{key_prefix.strip('/')}/{self.name}"
+        self.holder = holder
+        self.ttl = ttl
+        self._poll = poll
+        self._session: str | None = None
+        self._lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_renew = 0.0
+
+    def current_holder(self) -> Holder | None:
+        try:
+            value = self._consul.get(self.key)
+        except DeployKitError:
+            return None
+        if isinstance(value, dict):
+            value = value.get("Value")
+        return Holder.parse(value)
+
+    def acquire(self, timeout: float) -> None:
+        self._session = self._consul.session_create(
+            name=f"deploykit lock {self.name}", ttl=self.ttl, behavior="delete", lock_delay=0
+        )
+        deadline = time.monotonic() + max(0.0, timeout)
+        try:
+            while True:
+                if self._consul.acquire(self.key, self._session, self.holder.to_json().encode()):
+                    break
+                if time.monotonic() >= deadline:
+                    holder = self.current_holder()
+                    who = holder.describe() if holder else "an unknown holder"
+                    raise LockHeld(f"deploy lock {self.name} is held by {who} (waited {timeout:g}s)", holder)
+                time.sleep(self._poll)
+                self._consul.session_renew(self._session)
+        except BaseException:
+            self._destroy()
+            raise
+        self._last_renew = time.monotonic()
+        self._thread = threading.Thread(target=self._renew_loop, name="deploykit-lock-renew", daemon=True)
+        self._thread.start()
+
+    def _renew_loop(self) -> None:
+        interval = max(0.2, self.ttl / 3)
+        while not self._stop.wait(interval):
+            try:
+                ok = self._consul.session_renew(self._session)
+            except UnreachableError:
+                if time.monotonic() - self._last_renew > self.ttl:
+                    self._lost = "could not renew the Consul session within its TTL"
+                    return
+                continue
+            except DeployKitError as exc:
+                self._lost = f"renewing the Consul session failed: {exc}"
+                return
+            if ok is False or ok is None:
+                self._lost = "the Consul session was invalidated"
+                return
+            self._last_renew = time.monotonic()
+
+    @property
+    def lost(self) -> str | None:
+        return self._lost
+
+    def check(self) -> None:
+        if self._session is None:
+            raise LockLost(f"deploy lock {self.name} is not held")
+        if not self._lost:
+            try:
+                value = self._consul.get(self.key, with_meta=True)
+                if not value or value.get("Session") != self._session:
+                    self._lost = "the lock key no longer belongs to our session"
+            except DeployKitError as exc:
+                self._lost = f"Consul did not answer while checking the lock: {exc}"
+        if self._lost:
+            raise LockLost(f"lost the deploy lock {self.name}: {self._lost}; stopped before any further change")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+        if self._session and not self._lost:
+            with contextlib.suppress(DeployKitError):
+                self._consul.release(self.key, self._session)
+        self._destroy()
+
+    def _destroy(self) -> None:
+        if self._session:
+            with contextlib.suppress(DeployKitError):
+                self._consul.session_destroy(self._session)
+        self._session = None
