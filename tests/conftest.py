@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.harness.zookeeper", "tests.harness.haproxy"]
+pytest_plugins = ["tests.harness.zookeeper", "tests.harness.haproxy", "tests.harness.consul"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
