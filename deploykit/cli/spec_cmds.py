@@ -1,0 +1,154 @@
+"""`deploykit validate` and `deploykit render`: parse options, call deploykit.spec/render, print.
+
+Imports of the library stay inside the functions so `deploykit --help` never pays for them.
+"""
+
+from __future__ import annotations
+
+import click
+
+from deploykit.cli.common import console, handle_errors, output_options, print_json
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  deploykit validate examples/hello/app.yaml --env local
+  deploykit validate apps/*/app.yaml --env prod --output json
+""",
+)
+@click.argument("app_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--env", "env_name", default=None, help="Environment to validate against (default: the base app only).")
+@click.option(
+    "--env-dir",
+    type=click.Path(file_okay=False),
+    envvar="DEPLOYKIT_ENV_DIR",
+    default=None,
+    help="Folder of Chef environment files (default: ./chef_attrs, then the shipped ones).",
+)
+@output_options
+@handle_errors("validate")
+def validate(
+    app_files: tuple[str, ...], env_name: str | None, env_dir: str | None, output: str, junit_path: str | None
+):
+    """Check app.yaml files (and the environment file): every problem at once, exit 2 if any."""
+    from deploykit.errors import ValidationError
+    from deploykit.spec import load_app
+
+    problems = []
+    checked = []
+    for app_file in app_files:
+        try:
+            spec = load_app(app_file, env_name, env_dir=env_dir)
+        except ValidationError as exc:
+            problems.extend(p for p in exc.problems if p not in problems)  # env-file problems once
+            continue
+        checked.append({"file": app_file, "id": spec.id, "env": env_name})
+    if problems:
+        raise ValidationError(problems)
+    if output == "text":
+        con = console()
+        for item in checked:
+            con.print(f"[green]ok[/] {item['file']} ({item['id']}, env {item['env'] or '<base>'})")
+    return {"apps": checked}
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  deploykit render examples/hello/app.yaml --env local
+  deploykit render app.yaml --env prod --image-tag 1.4.2 --output yaml
+  deploykit render app.yaml --env prod --from-build build.json > app.json
+""",
+)
+@click.argument("app_file", type=click.Path(dir_okay=False))
+@click.option("--env", "env_name", default="local", show_default=True, help="Environment name.")
+@click.option(
+    "--env-dir",
+    type=click.Path(file_okay=False),
+    envvar="DEPLOYKIT_ENV_DIR",
+    default=None,
+    help="Folder of Chef environment files (default: ./chef_attrs, then the shipped ones).",
+)
+@click.option("--image-tag", default=None, help="Run this tag of the app's image.")
+@click.option("--image-digest", default=None, help="Run this digest (sha256:...) of the app's image.")
+@click.option(
+    "--from-build",
+    "from_build",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Run the digest recorded by `deploykit push` (build.json).",
+)
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    type=click.Choice(["json", "yaml"]),
+    default="json",
+    show_default=True,
+    help="Format of the app definition (errors are JSON with json).",
+)
+@click.option(
+    "--show-secrets", is_flag=True, help="Print secret values (read from their variables) instead of ********."
+)
+@handle_errors("render")
+def render(
+    app_file: str,
+    env_name: str,
+    env_dir: str | None,
+    image_tag: str | None,
+    image_digest: str | None,
+    from_build: str | None,
+    output: str,
+    show_secrets: bool,
+):
+    """Print the Marathon app JSON for an environment (valid against the official schema)."""
+    import os
+
+    from deploykit.buildrecord import load_record
+    from deploykit.envs import load_environment
+    from deploykit.errors import ValidationError
+    from deploykit.render.config import config_prefix, config_tree
+    from deploykit.render.marathon import image_reference, render_app
+    from deploykit.spec import load_app, resolve_secrets
+
+    problems = []
+    try:
+        environment = load_environment(env_name, env_dir)
+    except ValidationError as exc:
+        problems.extend(exc.problems)
+        environment = None
+    record = None
+    if from_build:
+        try:
+            record = load_record(from_build)
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+    if environment is None or problems:
+        try:
+            load_app(app_file, None)
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+        raise ValidationError(problems)
+    spec = load_app(app_file, env_name, environment)
+    image = image_reference(spec, tag=image_tag, digest=image_digest, build_record=record)
+    secrets = resolve_secrets(spec, os.environ) if show_secrets else None
+    tree = config_tree(spec)
+    prefix = config_prefix(environment.consul.prefix, spec.id, tree.hash) if tree.hash else None
+    app = render_app(
+        spec,
+        environment,
+        image,
+        secrets=secrets,
+        mask_secrets=not show_secrets,
+        config_prefix=prefix,
+        config_hash=tree.hash,
+        git_sha=record.git_sha if record else None,
+    )
+    if output == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(app, sort_keys=False, default_flow_style=False), nl=False)
+    else:
+        print_json(app)
+    return None

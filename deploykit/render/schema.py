@@ -1,0 +1,52 @@
+"""The official Marathon AppDefinition schema, loaded once and only when first needed."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from deploykit.errors import InternalError
+from deploykit.resources import schema_path
+
+SCHEMA_FILE = "marathon/AppDefinition.json"
+
+
+@functools.cache
+def app_schema() -> dict[str, Any]:
+    return json.loads(schema_path(SCHEMA_FILE).read_text())
+
+
+@functools.cache
+def _validator() -> Any:
+    from jsonschema import Draft4Validator
+
+    # The file's "$schema" names no draft; Marathon's own tests used draft-4, and all $refs are local.
+    return Draft4Validator(app_schema())
+
+
+def app_properties() -> list[str]:
+    """Top-level field names of a Marathon app (for did-you-mean on `marathon:` keys)."""
+    return sorted(app_schema()["properties"])
+
+
+def field_errors(name: str, value: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Schema violations of one top-level field's value (used to check `marathon:` escape-hatch keys)."""
+    from jsonschema import Draft4Validator
+
+    schema = app_schema()
+    sub = {**schema["properties"][name], "definitions": schema.get("definitions", {})}
+    return [(tuple(e.absolute_path), e.message[:200]) for e in Draft4Validator(sub).iter_errors(value)]
+
+
+def schema_errors(app_json: dict[str, Any]) -> list[str]:
+    """'path: message' per violation; [] means valid."""
+    errors = sorted(_validator().iter_errors(app_json), key=lambda e: list(map(str, e.absolute_path)))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+
+
+def validate_against_schema(app_json: dict[str, Any]) -> None:
+    """Raise InternalError if the rendered JSON violates the schema: that is a deploykit bug, not user error."""
+    errors = schema_errors(app_json)
+    if errors:
+        raise InternalError("rendered Marathon JSON fails the AppDefinition schema: " + "; ".join(errors[:10]))

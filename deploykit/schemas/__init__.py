@@ -1,0 +1,1 @@
+"""JSON schemas shipped with deploykit (data only; see deploykit.render.schema)."""

@@ -1,0 +1,97 @@
+"""YAML loading that remembers where every key and item came from.
+
+Validation errors must name the line in app.yaml, so we compose the YAML node graph
+(which carries marks) and build plain Python data alongside a map from key path to
+line number. Duplicate keys, which PyYAML silently collapses, are reported too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from deploykit.errors import Problem
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass
+class SourceDoc:
+    """Plain data plus `lines[path] -> 1-based line` for every mapping key and list item."""
+
+    data: Any
+    lines: dict[PathKey, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def line_of(self, path: PathKey) -> int | None:
+        """Line of `path`, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+
+def load_yaml(text: str, file: str | None) -> SourceDoc:
+    """Parse `text`; a syntax error becomes a Problem with its line (data is then None)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        return SourceDoc(
+            None, {}, [Problem(file, "", f"YAML syntax error: {reason}", "check indentation and quoting", line)]
+        )
+    doc = SourceDoc(None)
+    if node is None:
+        return doc
+    doc.lines[()] = node.start_mark.line + 1
+    doc.data = _build(node, (), doc, file)
+    return doc
+
+
+def _build(node: yaml.Node, path: PathKey, doc: SourceDoc, file: str | None) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        loader = yaml.SafeLoader("")
+        loader.flatten_mapping(node)  # resolve `<<: *anchor` merge keys
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) or key is None:
+                key = str(key)
+            key_path = (*path, key if isinstance(key, str) else str(key))
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str) and key in out:
+                doc.problems.append(
+                    Problem(file, format_path(key_path), "duplicate key", "keep one; YAML keeps only the last", line)
+                )
+            if not isinstance(key, str):
+                key = str(key)
+            doc.lines[key_path] = line
+            out[key] = _build(value_node, key_path, doc, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for i, item in enumerate(node.value):
+            doc.lines[(*path, i)] = item.start_mark.line + 1
+            items.append(_build(item, (*path, i), doc, file))
+        return items
+    loader = yaml.SafeLoader("")
+    return loader.construct_object(node, deep=True)
+
+
+def format_path(path: PathKey) -> str:
+    """('ports', 0, 'container') -> 'ports[0].container'; odd keys are quoted: values["a b"]."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.replace("_", "").replace("-", "").isalnum() and not part[:1].isdigit():
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
+    return out

@@ -1,0 +1,59 @@
+"""hello: the tiny service deploykit's examples and tests deploy (stdlib only).
+
+GET /        -> "hello from <version>" (Marathon app version and Consul config prefix)
+GET /health  -> 200 "ok" (500 when HELLO_FAIL_HEALTH=1: the deploy tests' broken version)
+GET /ready   -> 200 "ready"
+Port: $PORT0 (Marathon/devcluster), else the first argument, else 8080.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "hello/1"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/health":
+            failing = os.environ.get("HELLO_FAIL_HEALTH") == "1"
+            self._reply(500 if failing else 200, "unhealthy\n" if failing else "ok\n")
+        elif path == "/ready":
+            self._reply(200, "ready\n")
+        elif path == "/":
+            version = os.environ.get("MARATHON_APP_VERSION", "unknown")
+            prefix = os.environ.get("DEPLOYKIT_CONFIG_PREFIX", "")
+            self._reply(200, f"hello from {version} config={prefix} greeting={os.environ.get('GREETING', '')}\n")
+        else:
+            self._reply(404, "not found\n")
+
+    def _reply(self, status: int, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, fmt: str, *args: object) -> None:  # one line per request on stderr
+        sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
+
+
+def main() -> None:
+    port = int(os.environ.get("PORT0") or (sys.argv[1] if len(sys.argv) > 1 else 8080))
+    httpd = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    # Marathon stops tasks with SIGTERM: exit promptly and cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"hello listening on {port}", flush=True)
+    try:
+        httpd.serve_forever()
+    finally:
+        httpd.server_close()
+
+
+if __name__ == "__main__":
+    main()
