@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.harness.zookeeper", "tests.harness.haproxy", "tests.harness.consul"]
+pytest_plugins = ["tests.harness.zookeeper", "tests.harness.haproxy", "tests.harness.registry", "tests.harness.buildah",
+                  "tests.harness.consul"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
