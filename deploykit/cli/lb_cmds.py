@@ -1,0 +1,74 @@
+"""`deploykit lb`: the HAProxy sync daemon (`lb run`) and the offline config render (`lb render`).
+
+`run` lives in deploykit.cli.lb_run_cmd and is imported only when used, so `lb render`
+(also the benchmark) does not pay for the daemon's imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import click
+
+from deploykit.cli.common import handle_errors
+
+_LAZY = {"run": ("deploykit.cli.lb_run_cmd", "run")}
+
+
+class _LbGroup(click.Group):
+    """Adds subcommands from modules that are imported on first use (and may not exist yet)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        lazy = [name for name, (module, _) in _LAZY.items() if importlib.util.find_spec(module) is not None]
+        return sorted({*super().list_commands(ctx), *lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _LAZY:
+            module, attr = _LAZY[cmd_name]
+            if importlib.util.find_spec(module) is not None:
+                command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(cls=_LbGroup)
+def lb() -> None:
+    """HAProxy sync daemon and offline config render."""
+
+
+@lb.command("render")
+@click.option("--apps-json", "apps_json", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="A saved /v2/apps?embed=apps.tasks response ('-' for stdin).")
+@click.option("--group", "groups", multiple=True, help="Route only apps in this HAPROXY_GROUP (repeatable).")
+@click.option("--templates", "template_dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Folder with haproxy.cfg.j2 and backend.cfg.j2 (default: the shipped haproxy/).")
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+              show_default=True, help="Where to write haproxy.cfg.")
+@click.option("--env", "env_name", default=None, help="Take HAProxy settings from this environment's file.")
+@click.option("--env-dir", type=click.Path(file_okay=False), envvar="DEPLOYKIT_ENV_DIR", default=None,
+              help="Folder of Chef environment files (default: ./chef_attrs, then the shipped ones).")
+@click.option("--strict", is_flag=True, help="Exit 2 when any app is rejected (default: skip it and warn).")
+@click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
+@handle_errors("lb render")
+def render_cmd(apps_json: str, groups: tuple[str, ...], template_dir: str | None, out: str, env_name: str | None,
+               env_dir: str | None, strict: bool, quiet: bool) -> dict:
+    """Render haproxy.cfg from a saved Marathon /v2/apps?embed=apps.tasks response.
+
+    \b
+    Apps with invalid or unsafe labels are skipped (listed on stderr); every other app is routed.
+    Example:
+      curl -s 'http://marathon:8080/v2/apps?embed=apps.tasks' > apps.json
+      deploykit lb render --apps-json apps.json --group external -o haproxy.cfg && haproxy -c -f haproxy.cfg
+    """
+    from deploykit.lb.render import render_apps_file
+
+    result = render_apps_file(apps_json, out=out, groups=groups, template_dir=template_dir,
+                                 env_name=env_name, env_dir=env_dir, strict=strict)
+    if not quiet:
+        for rejected in result.model.rejected:
+            click.echo(f"skipped {rejected.app_id}: {rejected.reason}", err=True)
+        for ignored in result.model.ignored:
+            click.echo(f"ignored {ignored.app_id} {ignored.label}: {ignored.reason}", err=True)
+        click.echo(result.summary(), err=True)
+    return result.to_dict()

@@ -1,0 +1,123 @@
+"""What it takes to move HAProxy from one RoutingModel to the next: Runtime API commands, or a reload.
+
+Servers moving in and out of existing slots (a task replaced, scaling within the headroom,
+a task being killed) are Runtime API commands on the stats socket, which drop nothing and
+cost microseconds. Anything else (a frontend or backend added, removed or reconfigured, a
+backend that outgrew its slots, different settings) needs a new haproxy.cfg and a reload.
+Pure: the daemon sends `ServerOp.command()` strings and decides when to reload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from deploykit.lb.model import Backend, RoutingModel, Server
+
+__all__ = ["Changes", "ServerOp", "diff", "diff_backend"]
+
+
+@dataclass(slots=True, frozen=True)
+class ServerOp:
+    """One Runtime API change to server `backend/server` (e.g. "shop_cart_0/s3")."""
+
+    backend: str
+    server: str
+    action: str  # "addr" | "state" | "weight"
+    address: str | None = None
+    port: int | None = None
+    state: str | None = None  # ready | drain | maint
+    weight: int | None = None
+    task_id: str | None = None  # for logs: the task now (or last) in the slot
+
+    def command(self) -> str:
+        """The stats-socket command line (without the trailing newline)."""
+        target = f"{self.backend}/{self.server}"
+        if self.action == "addr":
+            return f"set server {target} addr {self.address} port {self.port}"
+        if self.action == "state":
+            return f"set server {target} state {self.state}"
+        if self.action == "weight":
+            return f"set server {target} weight {self.weight}"
+        raise ValueError(f"unknown server op {self.action!r}")
+
+
+@dataclass(slots=True)
+class Changes:
+    """`reload_needed` with human `reasons`; `server_ops` in the order they must be sent.
+
+    When a reload is needed the new haproxy.cfg already holds every server, so the ops
+    only matter for backends the reload does not touch; sending them first is harmless.
+    """
+
+    reload_needed: bool = False
+    reasons: list[str] = field(default_factory=list)
+    server_ops: list[ServerOp] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.reload_needed and not self.server_ops
+
+
+def _slot_ops(name: str, server: str, old: Server | None, new: Server | None) -> list[ServerOp]:
+    if new is None:
+        assert old is not None
+        return [ServerOp(name, server, "state", state="maint", task_id=old.task_id)]
+    state = "drain" if new.draining else "ready"
+    if old is not None and old.task_id == new.task_id and old.address == new.address and old.port == new.port:
+        return [ServerOp(name, server, "state", state=state, task_id=new.task_id)]
+    ops = []
+    if old is not None and not old.draining:
+        # out of rotation before its address changes, so no request goes to a half-updated server
+        ops.append(ServerOp(name, server, "state", state="maint", task_id=old.task_id))
+    ops.append(ServerOp(name, server, "addr", address=new.address, port=new.port, task_id=new.task_id))
+    ops.append(ServerOp(name, server, "state", state=state, task_id=new.task_id))
+    return ops
+
+
+def diff_backend(old: Backend | None, new: Backend | None, changes: Changes) -> None:
+    """Add what it takes to turn backend `old` into `new` to `changes`."""
+    if old is new:
+        return
+    if old is None or new is None:
+        assert old is not None or new is not None
+        name = new.name if new is not None else old.name  # type: ignore[union-attr]
+        changes.reload_needed = True
+        changes.reasons.append(f"backend {name} {'added' if old is None else 'removed'}")
+        return
+    if old.structure != new.structure:
+        changes.reload_needed = True
+        if len(old.slots) != len(new.slots):
+            changes.reasons.append(f"backend {new.name}: slots {len(old.slots)} -> {len(new.slots)}")
+        else:
+            changes.reasons.append(f"backend {new.name}: settings changed")
+        return
+    for i, (a, b) in enumerate(zip(old.slots, new.slots, strict=True), start=1):
+        if a != b:
+            changes.server_ops.extend(_slot_ops(new.name, f"s{i}", a, b))
+
+
+def diff(old: RoutingModel | None, new: RoutingModel, only: Iterable[str] | None = None) -> Changes:
+    """Changes from `old` to `new`. `only`: backend names known to have changed (from apply_app), else all.
+
+    Frontends are compared by value (tuples, cheap); backends shared between the two models
+    are skipped by identity, so a diff after one event costs O(changed backends).
+    """
+    changes = Changes()
+    if old is None:
+        changes.reload_needed = True
+        changes.reasons.append("no configuration loaded yet")
+        return changes
+    if old.settings != new.settings:
+        changes.reload_needed = True
+        changes.reasons.append("settings changed")
+    if old.http_routes is not new.http_routes and old.http_routes != new.http_routes:
+        changes.reload_needed = True
+        changes.reasons.append("http routes changed")
+    if old.port_frontends is not new.port_frontends and old.port_frontends != new.port_frontends:
+        changes.reload_needed = True
+        changes.reasons.append("service-port frontends changed")
+    names = sorted(set(old.backends) | set(new.backends)) if only is None else sorted(set(only))
+    for name in names:
+        diff_backend(old.backends.get(name), new.backends.get(name), changes)
+    return changes

@@ -1,0 +1,239 @@
+"""Parse an app's HAProxy labels into a typed, validated routing spec (pure, no I/O).
+
+Label values end up inside haproxy.cfg, so every value is checked against a strict
+pattern here: anything that could smuggle a directive (newline, `#`, spaces, quotes,
+unknown keywords) raises `LabelError` and the caller skips THAT app only. Raw-snippet
+labels from marathon-lb (HAPROXY_{n}_FRONTEND_HEAD and friends) are never pasted into
+the config; they are reported as ignored so operators can see why they have no effect.
+Names follow deploykit.labels (the renderer writes them, this module reads them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from deploykit.labels import HAPROXY_GROUP
+
+BALANCE_ALGORITHMS = frozenset({"roundrobin", "static-rr", "leastconn", "first", "source", "random"})
+MODES = frozenset({"http", "tcp"})
+
+DEFAULT_BALANCE = "roundrobin"
+DEFAULT_CHECK_INTERVAL_MS = 2000
+DEFAULT_CHECK_RISE = 2
+DEFAULT_CHECK_FALL = 3
+
+_HAPROXY_INDEXED = re.compile(r"HAPROXY_(\d{1,3})_([A-Z0-9_]+)\Z")
+_DEPLOYKIT_CHECK = re.compile(r"DEPLOYKIT_(\d{1,3})_CHECK_([A-Z0-9_]+)\Z")
+_GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
+# RFC 1123 host names; no wildcards, no ports, no trailing dot.
+_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*\Z")
+# URL path characters that are inert in haproxy.cfg: no quotes, `$`, `#`, backslash, spaces or parentheses.
+_PATH = re.compile(r"/[A-Za-z0-9._~%/+:@=,;!*&-]{0,254}\Z")
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f#]")
+
+KNOWN_PORT_KEYS = frozenset({"VHOST", "PATH", "MODE", "BALANCE", "PORT", "STICKY", "REDIRECT_TO_HTTPS"})
+KNOWN_CHECK_KEYS = frozenset({"PATH", "INTERVAL_MS", "RISE", "FALL"})
+
+
+class LabelError(ValueError):
+    """A label value is invalid or unsafe; the app carrying it is not routed."""
+
+
+@dataclass(slots=True, frozen=True)
+class Rejected:
+    """An app left out of the routing model, and why (for the daemon's log and metric)."""
+
+    app_id: str
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class Ignored:
+    """A label that has no effect (raw HAProxy snippets are never pasted into the config)."""
+
+    app_id: str
+    label: str
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class CheckSpec:
+    """HAProxy-side health check for one port (DEPLOYKIT_{n}_CHECK_* labels)."""
+
+    path: str | None = None  # None: plain TCP connect check
+    interval_ms: int = DEFAULT_CHECK_INTERVAL_MS
+    rise: int = DEFAULT_CHECK_RISE
+    fall: int = DEFAULT_CHECK_FALL
+
+
+@dataclass(slots=True, frozen=True)
+class PortLabels:
+    """Routing settings for port index `index` of an app, as the labels ask."""
+
+    index: int
+    mode: str | None = None  # None: http when vhosts are given, else tcp
+    vhosts: tuple[str, ...] = ()
+    path: str | None = None
+    balance: str = DEFAULT_BALANCE
+    port: int | None = None  # service-port override (HAPROXY_{n}_PORT)
+    sticky: bool = False
+    redirect_to_https: bool = False
+    check: CheckSpec = CheckSpec()
+
+
+@dataclass(slots=True, frozen=True)
+class AppLabels:
+    """Everything routing needs from an app's labels."""
+
+    groups: tuple[str, ...]
+    ports: dict[int, PortLabels]  # only indexes that have at least one label
+    ignored: tuple[tuple[str, str], ...] = ()  # (label, reason)
+
+    def for_port(self, index: int) -> PortLabels:
+        found = self.ports.get(index)
+        return found if found is not None else PortLabels(index=index)
+
+
+def _show(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def _clean(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise LabelError(f"label {key}: value must be a string, got {type(value).__name__}")
+    if _BAD_CHARS.search(value):
+        what = "'#'" if "#" in value else "a control character (newline, tab, ...)"
+        raise LabelError(f"label {key}: value {_show(value)} contains {what}")
+    return value.strip()
+
+
+def _int(key: str, value: str, low: int, high: int) -> int:
+    if not value.isdigit():
+        raise LabelError(f"label {key}: {_show(value)} is not a whole number")
+    number = int(value)
+    if not low <= number <= high:
+        raise LabelError(f"label {key}: {number} is outside {low}..{high}")
+    return number
+
+
+def _bool(key: str, value: str) -> bool:
+    low = value.lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise LabelError(f"label {key}: {_show(value)} is not true or false")
+
+
+def _path(key: str, value: str) -> str:
+    if not _PATH.match(value):
+        raise LabelError(
+            f"label {key}: {_show(value)} is not a safe URL path "
+            "(must start with '/', no spaces, quotes, '$', '#', '\\' or parentheses)"
+        )
+    return value
+
+
+def _hosts(key: str, value: str) -> tuple[str, ...]:
+    hosts = []
+    for raw in value.split(","):
+        host = raw.strip().lower()
+        if not host:
+            continue
+        if len(host) > 253 or not _HOSTNAME.match(host):
+            raise LabelError(f"label {key}: {_show(raw.strip())} is not a valid host name")
+        if host not in hosts:
+            hosts.append(host)
+    if not hosts:
+        raise LabelError(f"label {key}: no host names given")
+    return tuple(sorted(hosts))
+
+
+def _groups(value: str) -> tuple[str, ...]:
+    groups = []
+    for raw in value.split(","):
+        group = raw.strip()
+        if not group:
+            continue
+        if not _GROUP.match(group):
+            raise LabelError(f"label {HAPROXY_GROUP}: {_show(group)} is not a valid group name")
+        groups.append(group)
+    return tuple(sorted(set(groups)))
+
+
+def _port_setting(fields: dict, key: str, name: str, value: str) -> None:
+    if name == "VHOST":
+        fields["vhosts"] = _hosts(key, value)
+    elif name == "PATH":
+        fields["path"] = _path(key, value)
+    elif name == "MODE":
+        if value.lower() not in MODES:
+            raise LabelError(f"label {key}: unknown mode {_show(value)} (use http or tcp)")
+        fields["mode"] = value.lower()
+    elif name == "BALANCE":
+        if value not in BALANCE_ALGORITHMS:
+            algos = ", ".join(sorted(BALANCE_ALGORITHMS))
+            raise LabelError(f"label {key}: unknown balance algorithm {_show(value)} (use one of {algos})")
+        fields["balance"] = value
+    elif name == "PORT":
+        fields["port"] = _int(key, value, 1, 65535)
+    elif name == "STICKY":
+        fields["sticky"] = _bool(key, value)
+    elif name == "REDIRECT_TO_HTTPS":
+        fields["redirect_to_https"] = _bool(key, value)
+
+
+def _check_setting(fields: dict, key: str, name: str, value: str) -> None:
+    if name == "PATH":
+        fields["path"] = _path(key, value)
+    elif name == "INTERVAL_MS":
+        fields["interval_ms"] = _int(key, value, 100, 3_600_000)
+    elif name == "RISE":
+        fields["rise"] = _int(key, value, 1, 100)
+    elif name == "FALL":
+        fields["fall"] = _int(key, value, 1, 100)
+
+
+def parse_labels(labels: dict | None) -> AppLabels:
+    """Validate and type an app's labels. Raises LabelError naming the first bad label.
+
+    Labels that are not deploykit's or marathon-lb's routing labels are left alone; raw
+    snippet labels and labels for keys we do not know are listed in `ignored`.
+    """
+    if not labels:
+        return AppLabels(groups=(), ports={})
+    if not isinstance(labels, dict):
+        raise LabelError("labels must be an object of strings")
+    groups: tuple[str, ...] = ()
+    port_fields: dict[int, dict] = {}
+    check_fields: dict[int, dict] = {}
+    ignored: list[tuple[str, str]] = []
+    for key in sorted(labels):
+        if key.startswith("HAPROXY_"):
+            if key == HAPROXY_GROUP:
+                groups = _groups(_clean(key, labels[key]))
+                continue
+            m = _HAPROXY_INDEXED.match(key)
+            if m is None or m.group(2) not in KNOWN_PORT_KEYS:
+                ignored.append((key, "raw HAProxy settings in labels are never applied"))
+                continue
+            value = _clean(key, labels[key])
+            _port_setting(port_fields.setdefault(int(m.group(1)), {}), key, m.group(2), value)
+        elif key.startswith("DEPLOYKIT_") and "_CHECK_" in key:
+            m = _DEPLOYKIT_CHECK.match(key)
+            if m is None or m.group(2) not in KNOWN_CHECK_KEYS:
+                ignored.append((key, "unknown deploykit check label"))
+                continue
+            value = _clean(key, labels[key])
+            _check_setting(check_fields.setdefault(int(m.group(1)), {}), key, m.group(2), value)
+    ports: dict[int, PortLabels] = {}
+    for index in sorted(set(port_fields) | set(check_fields)):
+        fields = port_fields.get(index, {})
+        if index in check_fields:
+            fields["check"] = CheckSpec(**check_fields[index])
+        ports[index] = PortLabels(index=index, **fields)
+    return AppLabels(groups=groups, ports=ports, ignored=tuple(ignored))

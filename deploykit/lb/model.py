@@ -1,0 +1,593 @@
+"""Marathon apps -> RoutingModel: what HAProxy should route, computed from full state (pure, fast).
+
+The model is the single source of truth for both the rendered haproxy.cfg and the Runtime
+API changes: backends have a fixed number of server slots (with headroom) and a task keeps
+its slot across updates, so scaling and task replacement become "set server" commands
+instead of reloads. Models are treated as immutable: updates build new objects and share
+unchanged backends, so `changes.diff` can skip them by identity. Plain slotted dataclasses
+(no pydantic) because this runs on every Marathon event for thousands of apps.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from deploykit.errors import Problem, ValidationError
+from deploykit.lb.labels import AppLabels, CheckSpec, Ignored, LabelError, PortLabels, Rejected, parse_labels
+
+__all__ = [
+    "Backend",
+    "HttpRoute",
+    "LbSettings",
+    "PortFrontend",
+    "RoutingModel",
+    "Server",
+    "apply_app",
+    "build_model",
+    "remove_app",
+    "slot_count",
+]
+
+@dataclass(slots=True, frozen=True)
+class LbSettings:
+    """Paths, ports and policies for the rendered haproxy.cfg; `extra` is passed to templates as-is."""
+
+    http_port: int = 80
+    bind_address: str = ""  # "" binds every address
+    config: str = "/etc/haproxy/haproxy.cfg"
+    master_socket: str = "/run/haproxy/master.sock"
+    stats_socket: str = "/run/haproxy/admin.sock"
+    state_file: str = "/var/lib/haproxy/server-state"
+    groups: tuple[str, ...] = ()  # empty: every app that has an HAPROXY_GROUP label
+    min_slots: int = 8  # server slots per backend, at least (room to scale without a reload)
+    headroom: float = 1.5  # slots >= next power of two of tasks * headroom
+    hard_stop_after: str = "30m"
+    mworker_max_reloads: int = 20
+    maxconn: int = 20000
+    timeout_connect: str = "5s"
+    timeout_client: str = "60s"
+    timeout_server: str = "60s"
+    timeout_check: str = "5s"
+    timeout_tunnel: str = "1h"
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
+
+    @classmethod
+    def from_mapping(cls, section: dict | None, *, file: str | None = None, path: str = "haproxy") -> LbSettings:
+        """Build from an environment file's `haproxy` section, reporting every problem at once.
+
+        Keys this class does not know go to `extra` (other parts of the daemon and custom
+        templates read them), so the section can grow without breaking older deploykits.
+        """
+        section = {k: v for k, v in (section or {}).items() if v is not None}
+        if "server_slots" in section:  # the environment file's name for min_slots
+            section.setdefault("min_slots", section.pop("server_slots"))
+        problems: list[Problem] = []
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        kwargs: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(section.pop("extra", None) or {})
+        for key, value in section.items():
+            f = known.get(key)
+            if f is None:
+                extra[key] = value
+                continue
+            default = f.default
+            where = f"{path}.{key}"
+            if key == "groups":
+                if isinstance(value, str):
+                    value = [value]
+                if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
+                    problems.append(Problem(file, where, "must be a list of group names"))
+                    continue
+                kwargs[key] = tuple(sorted(set(value)))
+            elif isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    problems.append(Problem(file, where, f"must be a non-negative whole number, got {value!r}"))
+                    continue
+                kwargs[key] = value
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1:
+                    problems.append(Problem(file, where, f"must be a number >= 1, got {value!r}"))
+                    continue
+                kwargs[key] = float(value)
+            else:
+                if not isinstance(value, str) or any(c in value for c in "\n\r#\"'"):
+                    problems.append(Problem(file, where, f"must be a plain string, got {value!r}"))
+                    continue
+                kwargs[key] = value
+        for key in ("http_port",):
+            port = kwargs.get(key)
+            if port is not None and not 1 <= port <= 65535:
+                problems.append(Problem(file, f"{path}.{key}", f"{port} is not a TCP port (1..65535)"))
+        if kwargs.get("min_slots") == 0:
+            problems.append(Problem(file, f"{path}.min_slots", "must be at least 1"))
+        for key in list(extra):
+            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.8)
+            if close and key not in ("extra",):
+                problems.append(Problem(file, f"{path}.{key}", "unknown key", hint=f"did you mean {close[0]!r}?"))
+        if problems:
+            raise ValidationError(problems)
+        return cls(extra=extra, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+_APP_ID = re.compile(r"(?:/[a-z0-9](?:[a-z0-9.-]{0,126}[a-z0-9])?)+\Z")
+_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\Z")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
+_CONTAINER_NETWORK_MODES = frozenset({"container", "USER"})
+
+
+@dataclass(slots=True, frozen=True)
+class Server:
+    """A task in a backend slot. `draining`: Marathon is killing it; no new connections."""
+
+    task_id: str
+    address: str
+    port: int
+    draining: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class Backend:
+    """One routed port of one app. `slots[i]` is HAProxy server `s{i+1}`; None is a spare slot."""
+
+    name: str
+    app_id: str
+    port_index: int
+    mode: str
+    balance: str
+    sticky: bool
+    check: CheckSpec
+    slots: tuple[Server | None, ...]
+
+    @property
+    def structure(self) -> tuple:
+        """Everything that needs a reload to change (servers in slots do not)."""
+        return (self.mode, self.balance, self.sticky, self.check, len(self.slots))
+
+    @property
+    def servers(self) -> list[tuple[str, Server]]:
+        """(server name, server) for every filled slot."""
+        return [(f"s{i + 1}", s) for i, s in enumerate(self.slots) if s is not None]
+
+
+@dataclass(slots=True, frozen=True)
+class HttpRoute:
+    """A rule of the shared http frontend: Host in `vhosts` (any host if empty) and path prefix -> backend."""
+
+    backend: str
+    vhosts: tuple[str, ...]
+    path: str | None
+    redirect_to_https: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class PortFrontend:
+    """A frontend bound on an app's service port (tcp apps, and http apps without vhost)."""
+
+    name: str
+    port: int
+    mode: str
+    backend: str
+
+
+@dataclass(slots=True, frozen=True)
+class _Candidate:
+    task_id: str
+    address: str
+    port: int
+    draining: bool
+
+
+@dataclass(slots=True, frozen=True)
+class _PortRoute:
+    backend: str
+    index: int
+    mode: str
+    service_port: int | None
+    labels: PortLabels
+
+
+@dataclass(slots=True, frozen=True)
+class AppState:
+    """What one app contributes, before conflicts between apps are resolved (kept for incremental updates)."""
+
+    app_id: str
+    structure: tuple  # labels + ports: when equal, only servers can have changed
+    routes: tuple[_PortRoute, ...]
+    candidates: tuple[tuple[_Candidate, ...], ...]  # per route: routable tasks, sorted by task id
+
+
+@dataclass(slots=True)
+class RoutingModel:
+    """Everything haproxy.cfg and the Runtime API need. Treat as immutable; share, don't mutate."""
+
+    settings: LbSettings
+    backends: dict[str, Backend]  # sorted by name
+    http_routes: tuple[HttpRoute, ...]  # in rule order
+    port_frontends: tuple[PortFrontend, ...]  # sorted by port
+    rejected: tuple[Rejected, ...] = ()
+    ignored: tuple[Ignored, ...] = ()
+    health: dict[str, bool] = field(default_factory=dict)  # last known Marathon health per task id
+    apps: dict[str, AppState] = field(default_factory=dict)
+    label_rejects: dict[str, Rejected] = field(default_factory=dict)
+    app_ignored: dict[str, tuple[Ignored, ...]] = field(default_factory=dict)
+    owners: dict[str, tuple[str, ...]] = field(default_factory=dict)  # app id -> its backend names
+
+    @property
+    def server_count(self) -> int:
+        """Servers routed right now (the daemon's "remove more than half" guard compares these)."""
+        return sum(1 for b in self.backends.values() for s in b.slots if s is not None and not s.draining)
+
+
+def slot_count(needed: int, previous: int, settings: LbSettings) -> int:
+    """Slots for a backend: at least min_slots, else a power of two >= tasks x headroom.
+
+    The old size is kept while the tasks fit and it is not 4x too big, so scaling back and
+    forth stays within the slots (no reload) and sizes do not flap.
+    """
+    want = int(needed * settings.headroom + 0.999999)
+    size = max(settings.min_slots, 1 << max(0, (want - 1).bit_length()))
+    if previous and needed <= previous <= size * 4:
+        return previous
+    return size
+
+
+def _service_ports(app: Mapping) -> tuple[list[int | None], list[int | None] | None]:
+    """(service ports, container ports or None). Marathon 1.5+ shape, legacy docker shape, or `ports`."""
+    container = app.get("container") or {}
+    mappings = container.get("portMappings")
+    if mappings is None:
+        mappings = (container.get("docker") or {}).get("portMappings")
+    if mappings:
+        return [m.get("servicePort") for m in mappings], [m.get("containerPort") for m in mappings]
+    definitions = app.get("portDefinitions")
+    if definitions:
+        return [d.get("port") for d in definitions], None
+    return list(app.get("ports") or []), None
+
+
+def _uses_container_ip(app: Mapping) -> bool:
+    networks = app.get("networks")
+    if networks:
+        return networks[0].get("mode") in _CONTAINER_NETWORK_MODES
+    docker = (app.get("container") or {}).get("docker") or {}
+    return docker.get("network") == "USER"
+
+
+def _valid_address(address: object) -> bool:
+    return isinstance(address, str) and (_IPV4.match(address) is not None or _HOST.match(address) is not None)
+
+
+def _candidates(
+    app: Mapping,
+    indexes: list[int],
+    container_ports: list[int | None] | None,
+    last_known: Mapping[str, bool],
+    health_out: dict[str, bool],
+) -> list[list[_Candidate]]:
+    """Routable tasks per port index: running (or killing, to drain), healthy per Marathon, ready."""
+    out: list[list[_Candidate]] = [[] for _ in indexes]
+    tasks = app.get("tasks")
+    if not tasks:
+        return out
+    has_health = bool(app.get("healthChecks"))
+    not_ready = None
+    readiness = app.get("readinessCheckResults")
+    if readiness:
+        not_ready = {r.get("taskId") for r in readiness if not r.get("ready")}
+    use_ip = container_ports is not None and _uses_container_ip(app)
+    for task in tasks:
+        state = task.get("state")
+        if state == "TASK_RUNNING":
+            draining = False
+        elif state == "TASK_KILLING":
+            draining = True
+        else:
+            continue
+        task_id = task.get("id")
+        if not isinstance(task_id, str):
+            continue
+        if has_health:
+            results = task.get("healthCheckResults")
+            if results:
+                alive = all(r.get("alive") for r in results)
+                health_out[task_id] = alive
+            else:  # unknown, e.g. just after a Marathon leader failover: trust what we saw last
+                alive = last_known.get(task_id)
+                if alive is None:
+                    continue
+                health_out[task_id] = alive
+            if not alive and not draining:
+                continue
+        if not_ready and task_id in not_ready and not draining:
+            continue
+        if use_ip:
+            ips = task.get("ipAddresses") or []
+            address = ips[0].get("ipAddress") if ips else None
+            ports = container_ports
+        else:
+            address = task.get("host")
+            ports = task.get("ports") or []
+        if not _valid_address(address):
+            continue
+        for k, index in enumerate(indexes):
+            port = ports[index] if index < len(ports) else None
+            if isinstance(port, int) and 0 < port < 65536:
+                out[k].append(_Candidate(task_id, address, port, draining))
+    for lst in out:
+        lst.sort(key=lambda c: c.task_id)
+    return out
+
+
+def _backend_name(app_id: str, index: int) -> str:
+    return f"{app_id[1:].replace('/', '_')}_{index}"
+
+
+def _parse_app(
+    app: Mapping, settings: LbSettings, last_known: Mapping[str, bool], health_out: dict[str, bool]
+) -> tuple[AppState | None, Rejected | None, tuple[Ignored, ...]]:
+    """One app -> its routes and candidates, or a rejection. None, None: not ours (no group / other group)."""
+    app_id = app.get("id")
+    if not isinstance(app_id, str):
+        return None, Rejected(str(app_id), "app has no id"), ()
+    raw_labels = app.get("labels")
+    if not raw_labels or "HAPROXY_GROUP" not in raw_labels:
+        return None, None, ()
+    try:
+        labels: AppLabels = parse_labels(raw_labels)
+    except LabelError as exc:
+        return None, Rejected(app_id, str(exc)), ()
+    if not labels.groups:
+        return None, None, ()
+    if settings.groups and not any(g in settings.groups for g in labels.groups):
+        return None, None, ()
+    ignored = [Ignored(app_id, label, reason) for label, reason in labels.ignored]
+    if not _APP_ID.match(app_id):
+        return None, Rejected(app_id, "app id is not a valid Marathon path id"), tuple(ignored)
+    service_ports, container_ports = _service_ports(app)
+    if not service_ports:
+        return None, Rejected(app_id, "app has no ports to route"), tuple(ignored)
+    for index in labels.ports:
+        if index >= len(service_ports):
+            ignored.append(Ignored(app_id, f"HAPROXY_{index}_*", f"app has no port index {index}"))
+    routes = []
+    for index, service_port in enumerate(service_ports):
+        port_labels = labels.for_port(index)
+        mode = port_labels.mode or ("http" if port_labels.vhosts or port_labels.path else "tcp")
+        if mode == "tcp" and (port_labels.vhosts or port_labels.path):
+            return None, Rejected(app_id, f"port {index}: vhost/path routing needs mode http"), tuple(ignored)
+        bound = port_labels.port or service_port
+        if not isinstance(bound, int) or not 0 <= bound < 65536:
+            return None, Rejected(app_id, f"port {index}: service port {bound!r} is not a port"), tuple(ignored)
+        needs_bind = not (mode == "http" and port_labels.vhosts) and not (mode == "http" and port_labels.path)
+        if needs_bind and not bound:
+            return None, Rejected(
+                app_id, f"port {index}: no service port to bind (set HAPROXY_{index}_PORT or a vhost)"
+            ), tuple(ignored)
+        routes.append(_PortRoute(_backend_name(app_id, index), index, mode, bound if needs_bind else None, port_labels))
+    indexes = [r.index for r in routes]
+    cands = _candidates(app, indexes, container_ports, last_known, health_out)
+    structure = (labels.groups, tuple(routes), container_ports is not None and _uses_container_ip(app))
+    state = AppState(app_id, structure, tuple(routes), tuple(tuple(c) for c in cands))
+    return state, None, tuple(ignored)
+
+
+def _fill_slots(name: str, app_id: str, route: _PortRoute, cands: tuple[_Candidate, ...],
+                prev: Backend | None, settings: LbSettings) -> Backend:
+    """Put candidates in slots: a task keeps its previous slot; new tasks take the lowest free ones."""
+    prev_slots = prev.slots if prev is not None else ()
+    prev_pos = {s.task_id: i for i, s in enumerate(prev_slots) if s is not None}
+    # a draining task is only worth a slot if it already has one (it is on its way out)
+    live = [c for c in cands if not c.draining or c.task_id in prev_pos]
+    size = slot_count(len(live), len(prev_slots), settings)
+    slots: list[Server | None] = [None] * size
+    pending = []
+    for c in live:
+        i = prev_pos.get(c.task_id)
+        if i is not None and i < size:
+            slots[i] = Server(c.task_id, c.address, c.port, c.draining)
+        elif not c.draining:
+            pending.append(c)
+    if pending:
+        free = [i for i, s in enumerate(slots) if s is None]
+        for c, i in zip(pending, free, strict=False):
+            slots[i] = Server(c.task_id, c.address, c.port, c.draining)
+    labels = route.labels
+    new = Backend(name, app_id, route.index, route.mode, labels.balance, labels.sticky, labels.check, tuple(slots))
+    if prev is not None and prev == new:
+        return prev  # share unchanged backends so diff can skip them by identity
+    return new
+
+
+def _route_sort_key(route: HttpRoute) -> tuple:
+    return (0 if route.vhosts else 1, -len(route.path or ""), route.vhosts, route.path or "", route.backend)
+
+
+def _assemble(
+    settings: LbSettings,
+    apps: dict[str, AppState],
+    label_rejects: dict[str, Rejected],
+    app_ignored: dict[str, tuple[Ignored, ...]],
+    health: dict[str, bool],
+    prev: RoutingModel | None,
+) -> RoutingModel:
+    """Resolve conflicts between apps (the one sorted first keeps the port/vhost) and lay out servers."""
+    prev_backends = prev.backends if prev is not None else {}
+    backends: dict[str, Backend] = {}
+    http_routes: list[HttpRoute] = []
+    port_frontends: list[PortFrontend] = []
+    conflicts: list[Rejected] = []
+    owners: dict[str, tuple[str, ...]] = {}
+    bound_ports: dict[int, str] = {settings.http_port: "the http frontend"}
+    vhost_paths: dict[tuple[str, str], str] = {}
+    for app_id in sorted(apps):
+        state = apps[app_id]
+        problem = None
+        claims_ports: list[int] = []
+        claims_vhosts: list[tuple[str, str]] = []
+        for route in state.routes:
+            if route.service_port is not None:
+                other = bound_ports.get(route.service_port)
+                if other is not None or route.service_port in claims_ports:
+                    problem = f"port {route.index}: service port {route.service_port} is already used by {other}"
+                    break
+                claims_ports.append(route.service_port)
+            else:
+                hosts = route.labels.vhosts or ("*",)
+                for host in hosts:
+                    key = (host, route.labels.path or "/")
+                    other = vhost_paths.get(key)
+                    if other is not None or key in claims_vhosts:
+                        problem = f"port {route.index}: host {host} path {key[1]} is already routed to {other}"
+                        break
+                    claims_vhosts.append(key)
+                if problem:
+                    break
+        if problem:
+            conflicts.append(Rejected(app_id, problem))
+            continue
+        for port in claims_ports:
+            bound_ports[port] = app_id
+        for key in claims_vhosts:
+            vhost_paths[key] = app_id
+        names = []
+        for route, cands in zip(state.routes, state.candidates, strict=True):
+            backends[route.backend] = _fill_slots(
+                route.backend, app_id, route, cands, prev_backends.get(route.backend), settings
+            )
+            names.append(route.backend)
+            if route.service_port is not None:
+                port_frontends.append(PortFrontend(f"port_{route.service_port}", route.service_port, route.mode,
+                                                   route.backend))
+            else:
+                http_routes.append(HttpRoute(route.backend, route.labels.vhosts, route.labels.path,
+                                             route.labels.redirect_to_https))
+        owners[app_id] = tuple(names)
+    rejected = sorted([*label_rejects.values(), *conflicts], key=lambda r: r.app_id)
+    ignored = [i for app_id in sorted(app_ignored) for i in app_ignored[app_id]]
+    return RoutingModel(
+        settings=settings,
+        backends=dict(sorted(backends.items())),
+        http_routes=tuple(sorted(http_routes, key=_route_sort_key)),
+        port_frontends=tuple(sorted(port_frontends, key=lambda f: f.port)),
+        rejected=tuple(rejected),
+        ignored=tuple(ignored),
+        health=health,
+        apps=apps,
+        label_rejects=label_rejects,
+        app_ignored=app_ignored,
+        owners=owners,
+    )
+
+
+def build_model(
+    apps: Iterable[Mapping[str, Any]],
+    settings: LbSettings,
+    *,
+    prev: RoutingModel | None = None,
+    last_known_health: Mapping[str, bool] | None = None,
+) -> RoutingModel:
+    """Full state -> model. `prev` keeps tasks in their slots; `last_known_health` defaults to prev.health.
+
+    `apps` is the "apps" list of a /v2/apps?embed=apps.tasks response. The result's `health`
+    holds the health seen for current tasks: pass it back (or pass `prev`) on the next build so
+    a Marathon leader failover, which forgets health results, does not empty the backends.
+    """
+    if last_known_health is None:
+        last_known_health = prev.health if prev is not None else {}
+    states: dict[str, AppState] = {}
+    label_rejects: dict[str, Rejected] = {}
+    app_ignored: dict[str, tuple[Ignored, ...]] = {}
+    health: dict[str, bool] = {}
+    for app in apps:
+        state, rejected, ignored = _parse_app(app, settings, last_known_health, health)
+        if state is not None:
+            states[state.app_id] = state
+        if rejected is not None:
+            label_rejects[rejected.app_id] = rejected
+        if ignored:
+            app_ignored[ignored[0].app_id] = ignored
+    return _assemble(settings, states, label_rejects, app_ignored, health, prev)
+
+
+def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel, list[str]]:
+    """One app's new state (e.g. GET /v2/apps/{id}?embed=app.tasks) -> (new model, changed backend names).
+
+    O(that app) when only its tasks changed; when its routing (labels, ports) changed it
+    re-resolves conflicts across apps (cheap, no JSON or labels re-parsed) since a reload is due anyway.
+    """
+    app_id = app.get("id")
+    health = {k: v for k, v in model.health.items()}
+    task_ids = set()
+    old_state = model.apps.get(app_id) if isinstance(app_id, str) else None
+    if old_state is not None:
+        for cands in old_state.candidates:
+            task_ids.update(c.task_id for c in cands)
+    seen: dict[str, bool] = {}
+    state, rejected, ignored = _parse_app(app, model.settings, model.health, seen)
+    for task_id in task_ids:
+        health.pop(task_id, None)
+    health.update(seen)
+    if (
+        state is not None
+        and old_state is not None
+        and state.structure == old_state.structure
+        and app_id in model.owners
+        and app_id not in model.label_rejects
+    ):
+        backends = dict(model.backends)
+        changed = []
+        for route, cands in zip(state.routes, state.candidates, strict=True):
+            prev = backends[route.backend]
+            new = _fill_slots(route.backend, app_id, route, cands, prev, model.settings)
+            if new is not prev:
+                backends[route.backend] = new
+                changed.append(route.backend)
+        apps = dict(model.apps)
+        apps[app_id] = state
+        new_model = RoutingModel(
+            settings=model.settings, backends=backends, http_routes=model.http_routes,
+            port_frontends=model.port_frontends, rejected=model.rejected, ignored=model.ignored, health=health,
+            apps=apps, label_rejects=model.label_rejects, app_ignored=model.app_ignored, owners=model.owners,
+        )
+        return new_model, changed
+    return _replace_app(model, str(app_id), state, rejected, ignored, health)
+
+
+def remove_app(model: RoutingModel, app_id: str) -> tuple[RoutingModel, list[str]]:
+    """The app is gone from Marathon -> (new model, changed backend names)."""
+    health = dict(model.health)
+    old_state = model.apps.get(app_id)
+    if old_state is not None:
+        for cands in old_state.candidates:
+            for c in cands:
+                health.pop(c.task_id, None)
+    return _replace_app(model, app_id, None, None, (), health)
+
+
+def _replace_app(model: RoutingModel, app_id: str, state: AppState | None, rejected: Rejected | None,
+                 ignored: tuple[Ignored, ...], health: dict[str, bool]) -> tuple[RoutingModel, list[str]]:
+    apps = dict(model.apps)
+    label_rejects = dict(model.label_rejects)
+    app_ignored = dict(model.app_ignored)
+    apps.pop(app_id, None)
+    label_rejects.pop(app_id, None)
+    app_ignored.pop(app_id, None)
+    if state is not None:
+        apps[app_id] = state
+    if rejected is not None:
+        label_rejects[app_id] = rejected
+    if ignored:
+        app_ignored[app_id] = ignored
+    new_model = _assemble(model.settings, apps, label_rejects, app_ignored, health, model)
+    changed = sorted(
+        name for name in set(model.backends) | set(new_model.backends)
+        if model.backends.get(name) is not new_model.backends.get(name)
+    )
+    return new_model, changed

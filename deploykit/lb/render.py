@@ -1,0 +1,200 @@
+"""RoutingModel -> haproxy.cfg text, from the Jinja2 templates in haproxy/ (no network I/O).
+
+The output is complete on its own: current servers sit in their slots with their addresses,
+spare slots are present but disabled, so an HAProxy started from the file alone routes every
+app and the daemon can fill spare slots through the Runtime API without a reload.
+One Environment per Renderer, templates compiled once. Backends are rendered one by one and
+cached by value (a Backend is an immutable, hashable dataclass), so after an event only the
+backends that changed are rendered again; the rest of the file is a join of cached text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import jinja2
+
+from deploykit.errors import Problem, ValidationError
+from deploykit.lb.model import Backend, LbSettings, RoutingModel, build_model
+from deploykit.resources import data_dir
+
+MAIN_TEMPLATE = "haproxy.cfg.j2"
+BACKEND_TEMPLATE = "backend.cfg.j2"
+
+
+def slot_layout(backend: Backend) -> list[tuple]:
+    """Slots in order: ("server", "s3", Server) for a filled slot, ("spare", 4, 8) for a run of empty ones.
+
+    Keeping declaration order equal to slot order gives server s{i} the HAProxy id i, so
+    the server-state file and the Runtime API agree with the config across reloads.
+    """
+    items: list[tuple] = []
+    run_start = 0
+    for i, server in enumerate(backend.slots, start=1):
+        if server is None:
+            if not run_start:
+                run_start = i
+            continue
+        if run_start:
+            items.append(("spare", run_start, i - 1))
+            run_start = 0
+        items.append(("server", f"s{i}", server))
+    if run_start:
+        items.append(("spare", run_start, len(backend.slots)))
+    return items
+
+
+class Renderer:
+    """Renders haproxy.cfg; keep one per daemon so templates compile once and backend text is reused."""
+
+    def __init__(self, template_dir: str | Path | None = None):
+        self.template_dir = Path(template_dir) if template_dir else data_dir("haproxy")
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(self.template_dir)),
+            autoescape=False,  # haproxy.cfg, not HTML; every label value is validated instead
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            auto_reload=False,
+        )
+        self.main = self._load(MAIN_TEMPLATE)
+        self.backend_template = self._load(BACKEND_TEMPLATE)
+        self._cache: dict[Backend, str] = {}
+
+    def _load(self, name: str) -> jinja2.Template:
+        try:
+            return self.env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValidationError(
+                [Problem(str(self.template_dir / (exc.name or name)), "", f"template syntax error: {exc.message}",
+                         line=exc.lineno)]
+            ) from exc
+        except jinja2.TemplateNotFound as exc:
+            raise ValidationError(
+                [Problem(str(self.template_dir / name), "", "template not found",
+                         hint=f"a template folder needs {MAIN_TEMPLATE} and {BACKEND_TEMPLATE}")]
+            ) from exc
+
+    def render_backend(self, backend: Backend) -> str:
+        text = self._cache.get(backend)
+        if text is None:
+            text = self._call(self.backend_template, BACKEND_TEMPLATE, b=backend, slots=slot_layout(backend))
+        return text
+
+    def render(self, model: RoutingModel) -> str:
+        """The whole haproxy.cfg. Backends not seen in this model are dropped from the cache."""
+        cache: dict[Backend, str] = {}
+        old = self._cache
+        chunks = []
+        for backend in model.backends.values():
+            text = old.get(backend)
+            if text is None:
+                text = self._call(self.backend_template, BACKEND_TEMPLATE, b=backend, slots=slot_layout(backend))
+            cache[backend] = text
+            chunks.append(text)
+        self._cache = cache
+        return self._call(
+            self.main, MAIN_TEMPLATE,
+            settings=model.settings, model=model, http_routes=model.http_routes,
+            port_frontends=model.port_frontends, backends="\n".join(chunks),
+        )
+
+    def _call(self, template: jinja2.Template, name: str, **context) -> str:
+        try:
+            return template.render(**context)
+        except jinja2.TemplateError as exc:
+            raise ValidationError(
+                [Problem(str(self.template_dir / name), "", f"template failed to render: {exc}")]
+            ) from exc
+
+
+def render_config(model: RoutingModel, template_dir: str | Path | None = None) -> str:
+    """One-shot render (CLI, tests). A daemon should keep a Renderer instead."""
+    return Renderer(template_dir).render(model)
+
+
+@dataclass(slots=True)
+class RenderResult:
+    """What `lb render` did, for its summary line and --output json."""
+
+    model: RoutingModel
+    out: str
+    size: int
+
+    def summary(self) -> str:
+        m = self.model
+        servers = m.server_count
+        return (f"wrote {self.out}: {len(m.backends)} backends, {servers} servers, "
+                f"{len(m.rejected)} apps skipped, {len(m.ignored)} labels ignored")
+
+    def to_dict(self) -> dict:
+        m = self.model
+        return {
+            "out": self.out, "bytes": self.size, "backends": len(m.backends), "servers": m.server_count,
+            "rejected": [{"app_id": r.app_id, "reason": r.reason} for r in m.rejected],
+            "ignored": [{"app_id": i.app_id, "label": i.label, "reason": i.reason} for i in m.ignored],
+        }
+
+
+def load_apps(path: str) -> list:
+    """The apps of a saved /v2/apps?embed=apps.tasks response ({"apps": [...]} or a bare list); '-' is stdin."""
+    import json
+    import sys
+
+    name = "<stdin>" if path == "-" else path
+    try:
+        if path == "-":
+            doc = json.load(sys.stdin)
+        else:
+            with open(path, "rb") as f:
+                doc = json.load(f)
+    except OSError as exc:
+        raise ValidationError([Problem(name, "", f"cannot read: {exc.strerror or exc}")]) from exc
+    except ValueError as exc:
+        raise ValidationError([Problem(name, "", f"not valid JSON: {exc}")]) from exc
+    apps = doc.get("apps") if isinstance(doc, dict) else doc
+    if not isinstance(apps, list) or not all(isinstance(a, dict) for a in apps):
+        raise ValidationError([Problem(name, "apps", "expected a list of app objects",
+                                       hint="save the output of GET /v2/apps?embed=apps.tasks")])
+    return apps
+
+
+def settings_for(env_name: str | None, env_dir: str | None, groups: tuple[str, ...]) -> LbSettings:
+    """LbSettings from an environment file's haproxy section (if asked for), with --group on top."""
+    section: dict = {}
+    if env_name:
+        from deploykit.envs import load_environment
+
+        env = load_environment(env_name, env_dir)
+        if env.haproxy is not None:
+            section = env.haproxy.model_dump()
+    settings = LbSettings.from_mapping(section)
+    if groups:
+        settings = replace(settings, groups=tuple(sorted(set(groups))))
+    return settings
+
+
+def render_apps_file(apps_json: str, *, out: str = "-", groups: tuple[str, ...] = (),
+                     template_dir: str | None = None, env_name: str | None = None, env_dir: str | None = None,
+                     strict: bool = False) -> RenderResult:
+    """`deploykit lb render`: saved apps response -> haproxy.cfg file (or stdout)."""
+    import sys
+
+    settings = settings_for(env_name, env_dir, groups)
+    if template_dir is None and env_name:
+        template_dir = settings.extra.get("template_dir") or None
+    renderer = Renderer(template_dir)  # before reading the input: a bad template fails fast
+    model = build_model(load_apps(apps_json), settings)
+    if strict and model.rejected:
+        raise ValidationError([Problem(apps_json, r.app_id, r.reason) for r in model.rejected])
+    text = renderer.render(model)
+    if out == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        try:
+            with open(out, "w") as f:
+                f.write(text)
+        except OSError as exc:
+            raise ValidationError([Problem(out, "", f"cannot write: {exc.strerror or exc}")]) from exc
+    return RenderResult(model, out if out != "-" else "<stdout>", len(text))
