@@ -14,7 +14,7 @@ def parse_duration(text: str) -> float:
     if text in ("0", "+0", "-0"):
         return 0.0
     sign = 1.0
-    if text[:1] in "+-":
+    if text and text[0] in "+-":
         sign = -1.0 if text[0] == "-" else 1.0
         text = text[1:]
     if not text:
