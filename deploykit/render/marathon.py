@@ -107,10 +107,10 @@ def render_app(
     if spec.args is not None:
         app["args"] = list(spec.args)
     app["instances"] = spec.instances
-    app["cpus"] = spec.cpus
-    app["mem"] = spec.mem
+    app["cpus"] = _num(spec.cpus)
+    app["mem"] = _num(spec.mem)
     if spec.disk:
-        app["disk"] = spec.disk
+        app["disk"] = _num(spec.disk)
     app.update(_networking(spec, environment, image, process))
     if spec.fetch_uris:
         app["fetch"] = [{"uri": uri} for uri in spec.fetch_uris]
@@ -124,8 +124,8 @@ def render_app(
     if spec.readiness is not None:
         app["readinessChecks"] = [_readiness(spec)]
     app["upgradeStrategy"] = {
-        "minimumHealthCapacity": spec.upgrade.minimum_health_capacity,
-        "maximumOverCapacity": spec.upgrade.maximum_over_capacity,
+        "minimumHealthCapacity": _num(spec.upgrade.minimum_health_capacity),
+        "maximumOverCapacity": _num(spec.upgrade.maximum_over_capacity),
     }
     if spec.constraints:
         app["constraints"] = [list(c) for c in spec.constraints]
@@ -139,6 +139,11 @@ def render_app(
             if name in secrets:
                 app["env"][name] = secrets[name]
     return app
+
+
+def _num(value: float) -> int | float:
+    """256.0 -> 256: the JSON people read (and diff) shows what they wrote."""
+    return int(value) if float(value).is_integer() else value
 
 
 def spec_hash(app: Mapping[str, Any]) -> str:

@@ -93,7 +93,7 @@ def pattern(regex: str, what: str, hint: str) -> Any:
 def scalar_string(value: Any) -> str:
     """Env/config values: strings and numbers; YAML booleans must be quoted (yes/on/true all mean True)."""
     if isinstance(value, bool):
-        raise fail(f"{value!r} is a YAML boolean", f'quote it: "{str(value).lower()}"')
+        raise fail("is a YAML boolean, not a string (yes/no/on/off/true/false)", 'quote the value, e.g. "true"')
     if _is_number(value):
         return str(value)
     if not isinstance(value, str):

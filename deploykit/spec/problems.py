@@ -49,8 +49,7 @@ def from_pydantic(
             hint = did_you_mean(str(loc[-1]), allowed_keys(model, loc[:-1]), fallback="known keys")
         elif kind in _TYPE_MESSAGES:
             message = _TYPE_MESSAGES[kind]
-            if kind != "missing":
-                hint = f"got {_short(err.get('input'))}"
+            hint = f"add {loc[-1]}:" if kind == "missing" else f"got {_short(err.get('input'))}"
         else:
             message = err["msg"]
         path = (*prefix, *loc)

@@ -227,6 +227,12 @@ def rule_env_names(data: Mapping[str, Any], env: Environment | None) -> Iterator
             yield ("secrets", key), f"{key} is also set in env", "keep it in one place: secrets for secret values"
 
 
+def rule_labels(data: Mapping[str, Any], env: Environment | None) -> Iterator[Finding]:
+    for key in _d(data.get("labels")):
+        if str(key).startswith(("HAPROXY_", "DEPLOYKIT_")):
+            yield ("labels", key), f"{key} is a label deploykit sets", "use the haproxy: section for routing"
+
+
 def rule_tasks(data: Mapping[str, Any], env: Environment | None) -> Iterator[Finding]:
     if env is None:
         return
@@ -314,6 +320,7 @@ RULES = (
     rule_check_timing,
     rule_upgrade,
     rule_env_names,
+    rule_labels,
     rule_tasks,
     rule_image,
     rule_marathon,
