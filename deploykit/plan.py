@@ -57,6 +57,10 @@ MARATHON_DEFAULTS: dict[str, Any] = {
     "portDefinitions": [{"port": 0, "protocol": "tcp", "name": "default", "labels": {}}],
 }
 
+# Provenance labels: who deployed from which commit. A redeploy of an identical app by
+# someone else, or from a newer commit that changed nothing here, is still "no change".
+IGNORED_PATHS = frozenset({"labels.DEPLOYKIT_DEPLOYED_BY", "labels.DEPLOYKIT_GIT_SHA"})
+
 # Defaults inside list items (health checks, port definitions...), keyed by field name.
 NESTED_DEFAULTS: dict[str, Any] = {
     "protocol": ("HTTP", "tcp", "MESOS_HTTP"),
@@ -253,4 +257,5 @@ def make_plan(
     have = definition(current)
     have.pop("id", None)
     want_cmp = {k: v for k, v in want.items() if k != "id"}
-    return Plan(app_id, True, diff(want_cmp, have), config, frozenset(secret_env))
+    changes = [c for c in diff(want_cmp, have) if c.path not in IGNORED_PATHS]
+    return Plan(app_id, True, changes, config, frozenset(secret_env))

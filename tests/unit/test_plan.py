@@ -134,3 +134,12 @@ def test_config_plan_lines_and_dict():
     assert plan.unchanged  # the app JSON did not change; the tree is (re)written on its own
     assert "+ config config/shop/cart/abc (new, 2 key(s))" in plan.lines()
     assert plan.to_dict()["config"]["keys"] == ["a", "b"]
+
+
+def test_provenance_labels_alone_are_no_change():
+    current = live(DESIRED)
+    current["healthChecks"][0].pop("intervalSeconds")
+    current["labels"] = {**current["labels"], "DEPLOYKIT_DEPLOYED_BY": "alice@h", "DEPLOYKIT_GIT_SHA": "aaa"}
+    want = copy.deepcopy(DESIRED)
+    want["labels"] = {**want["labels"], "DEPLOYKIT_DEPLOYED_BY": "bob@h", "DEPLOYKIT_GIT_SHA": "bbb"}
+    assert make_plan(want, current).unchanged
