@@ -14,6 +14,7 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import PurePath
 from typing import Any
 
 from deploykit.errors import Problem, ValidationError
@@ -47,7 +48,7 @@ class LbSettings:
     headroom: float = 1.5  # slots >= next power of two of tasks * headroom
     hard_stop_after: str = "30m"
     mworker_max_reloads: int = 20
-    maxconn: int = 20000
+    maxconn: int = 0  # 0: HAProxy derives it from the file-descriptor limit
     timeout_connect: str = "5s"
     timeout_client: str = "60s"
     timeout_server: str = "60s"
@@ -65,6 +66,9 @@ class LbSettings:
         section = {k: v for k, v in (section or {}).items() if v is not None}
         if "server_slots" in section:  # the environment file's name for min_slots
             section.setdefault("min_slots", section.pop("server_slots"))
+        if "state_file" not in section and isinstance(section.get("config"), str):
+            # next to haproxy.cfg: the daemon owns that folder, and it survives restarts
+            section["state_file"] = str(PurePath(section["config"]).parent / "server-state")
         problems: list[Problem] = []
         known = {f.name: f for f in fields(cls) if f.name != "extra"}
         kwargs: dict[str, Any] = {}

@@ -1,0 +1,176 @@
+"""`deploykit lb render` output in a real HAProxy 2.6: valid, complete, routes by Host, survives bad labels."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.harness.common import free_port, require_binary, wait_until
+
+pytestmark = pytest.mark.integration
+
+DEPLOYKIT = [str(Path(sys.executable).parent / "deploykit")]
+
+
+class _Named(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = f"{self.server.name} {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_backends():
+    """Three tiny local HTTP servers answering '<name> <path>'."""
+    servers = []
+    for name in ("alpha", "beta", "gamma"):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Named)
+        srv.name = name
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+    yield {s.name: s.server_address[1] for s in servers}
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def _task(tid: str, port: int) -> dict:
+    return {"id": tid, "appId": "x", "host": "127.0.0.1", "ports": [port], "state": "TASK_RUNNING",
+            "healthCheckResults": [{"alive": True, "consecutiveFailures": 0, "instanceId": tid}]}
+
+
+def _app(app_id: str, labels: dict, service_port: int, tasks: list[dict]) -> dict:
+    return {"id": app_id, "labels": {"HAPROXY_GROUP": "external", **labels}, "instances": len(tasks),
+            "portDefinitions": [{"port": service_port, "protocol": "tcp"}],
+            "healthChecks": [{"protocol": "MESOS_HTTP", "path": "/", "portIndex": 0}], "tasks": tasks}
+
+
+EVIL_LABELS = [
+    {"HAPROXY_0_VHOST": "evil.example.com\n    use_backend alpha_0"},
+    {"HAPROXY_0_VHOST": "evil.example.com # x"},
+    {"HAPROXY_0_PATH": "/x } || { always_true"},
+    {"HAPROXY_0_BALANCE": "roundrobin\nlisten stolen\n    bind :1"},
+    {"HAPROXY_0_MODE": "http\r\n"},
+    {"HAPROXY_0_PORT": "1 bind :2"},
+    {"DEPLOYKIT_0_CHECK_PATH": "/health\n    http-request deny"},
+    {"DEPLOYKIT_0_CHECK_RISE": "2 fall 1"},
+    {"HAPROXY_GROUP": "external\nfrontend x"},
+]
+
+
+def _env_dir(tmp: Path, http_port: int, stats: Path) -> Path:
+    env_dir = tmp / "envs"
+    env_dir.mkdir()
+    (env_dir / "itest.json").write_text(json.dumps({
+        "name": "itest", "json_class": "Chef::Environment", "chef_type": "environment",
+        "default_attributes": {"deploykit": {
+            "marathon": {"urls": ["http://127.0.0.1:1"]},
+            "haproxy": {"config": str(tmp / "haproxy.cfg"), "stats_socket": str(stats), "http_port": http_port,
+                        "bind_address": "127.0.0.1", "groups": ["external"]}}}}))
+    return env_dir
+
+
+def _get(port: int, host: str, path: str = "/") -> tuple[int, str]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+def _tcp_get(port: int) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /tcp HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    return data.decode().split("\r\n\r\n", 1)[1]
+
+
+def test_rendered_config_routes_by_host_and_skips_bad_apps(haproxy_factory, http_backends, tmp_path):
+    binary = require_binary("haproxy")
+    inst = haproxy_factory()  # paths and ports only; started below from the rendered file
+    tcp_port = free_port()
+    apps = [
+        _app("/shop/alpha", {"HAPROXY_0_VHOST": "alpha.example.com", "DEPLOYKIT_0_CHECK_PATH": "/health"}, 10001,
+             [_task("a1", http_backends["alpha"])]),
+        _app("/shop/beta", {"HAPROXY_0_VHOST": "beta.example.com,www.beta.example.com",
+                            "HAPROXY_0_FRONTEND_HEAD": "listen pwned\n bind :1"}, 10002,
+             [_task("b1", http_backends["beta"])]),
+        _app("/shop/beta-api", {"HAPROXY_0_VHOST": "beta.example.com", "HAPROXY_0_PATH": "/api"}, 10003,
+             [_task("g1", http_backends["gamma"])]),
+        _app("/raw", {}, tcp_port, [_task("r1", http_backends["gamma"])]),
+        _app("/sick", {"HAPROXY_0_VHOST": "sick.example.com"}, 10004,
+             [{**_task("s1", http_backends["alpha"]), "healthCheckResults": [{"alive": False}]}]),
+    ]
+    apps += [_app(f"/evil{i}", labels, 11000 + i, [_task(f"e{i}", http_backends["alpha"])])
+             for i, labels in enumerate(EVIL_LABELS)]
+    apps_file = tmp_path / "apps.json"
+    apps_file.write_text(json.dumps({"apps": apps}))
+    env_dir = _env_dir(tmp_path, inst.http_port, inst.stats_socket)
+    cfg = inst.config_path
+    proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(apps_file), "--env", "itest",
+                           "--env-dir", str(env_dir), "-o", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    skipped = {line.split()[1].rstrip(":") for line in proc.stderr.splitlines() if line.startswith("skipped ")}
+    assert skipped == {f"/evil{i}" for i in range(len(EVIL_LABELS))}
+    assert "ignored /shop/beta HAPROXY_0_FRONTEND_HEAD" in proc.stderr
+    text = cfg.read_text()
+    assert "pwned" not in text and "stolen" not in text and "deny" not in text
+    check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    inst.start(text)  # HAProxy from the rendered file alone
+    wait_until(lambda: _get(inst.http_port, "alpha.example.com")[0] == 200, 10, "alpha routed")
+    assert _get(inst.http_port, "alpha.example.com") == (200, "alpha /")
+    assert _get(inst.http_port, "ALPHA.example.com:80") == (200, "alpha /")
+    assert _get(inst.http_port, "beta.example.com") == (200, "beta /")
+    assert _get(inst.http_port, "www.beta.example.com", "/x") == (200, "beta /x")
+    assert _get(inst.http_port, "beta.example.com", "/api/v1") == (200, "gamma /api/v1")
+    assert _get(inst.http_port, "nobody.example.com")[0] == 503
+    assert _get(inst.http_port, "sick.example.com")[0] == 503  # unhealthy in Marathon: not routed
+    assert _get(inst.http_port, "evil.example.com")[0] == 503
+    assert _tcp_get(tcp_port) == "gamma /tcp"
+
+    # spare slots are real servers: the Runtime API fills one without a reload
+    answer = inst.stats(f"set server shop_alpha_0/s2 addr 127.0.0.1 port {http_backends['beta']}")
+    assert "IP changed from '0.0.0.0' to '127.0.0.1'" in answer
+    assert inst.stats("set server shop_alpha_0/s2 state ready").strip() == ""
+    wait_until(lambda: {_get(inst.http_port, "alpha.example.com")[1] for _ in range(6)} == {"alpha /", "beta /"},
+               10, "both servers in rotation")
+    assert inst.reload_count() == 0
+
+
+def test_lb_render_cli_errors(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(bad)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "not valid JSON" in proc.stderr
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"app": []}')
+    proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(wrong)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "expected a list of app objects" in proc.stderr
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps({"apps": [_app("/evil", EVIL_LABELS[0], 10001, [])]}))
+    proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(ok), "--strict", "-o",
+                           str(tmp_path / "x.cfg")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "/evil" in proc.stderr
