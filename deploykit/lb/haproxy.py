@@ -471,14 +471,14 @@ class HAProxy:
         with contextlib.suppress(OSError):
             self.last_good = self.config_path.read_text()
 
-    def apply(self, text: str) -> ApplyResult:
+    def apply(self, text: str, *, force: bool = False) -> ApplyResult:
         """Make `text` the running config: check, dump state, swap atomically, reload, confirm.
 
         Never installs a config `haproxy -c` refuses (ConfigInvalid). If the master still
         reports a failed reload, the last good file is put back (ReloadFailed) so the next
         reload of any kind cannot pick the bad one up.
         """
-        if text == self.last_good:
+        if text == self.last_good and not force:
             return ApplyResult(changed=False)
         t0 = time.monotonic()
         candidate = self._write_candidate(text)

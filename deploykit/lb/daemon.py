@@ -1,0 +1,509 @@
+"""The `deploykit lb run` loop: Marathon state in, HAProxy changes out.
+
+Shape (supervisor-style, one thread acts):
+- Reader threads (event stream, ZooKeeper watcher) only put items on a queue; signal
+  handlers only set flags. The loop wakes on the queue (or every `tick`), drains what is
+  queued (a burst is handled as one change), and acts.
+- An event names the app(s) it touches; only those apps are fetched and re-modelled
+  (`lb.model.apply_app`), and `lb.changes.diff` says whether Runtime API commands suffice or a
+  reload is needed. A reload waits `coalesce` seconds first so a burst of structural changes
+  costs one reload.
+- A full resync (GET /v2/apps?embed=apps.tasks) runs after every stream (re)connect, on a
+  leader change, on SIGHUP, after a ZooKeeper session comes back, and every `resync_interval`.
+  A resync that would remove more than `remove_guard` of all servers is held until the next
+  one confirms it (a Marathon failover can briefly report empty or health-less state).
+- When Marathon or ZooKeeper is unreachable nothing is changed: HAProxy keeps the last good
+  config, and the loop resyncs when the source is back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploykit.errors import DeployKitError, UnreachableError
+from deploykit.lb import changes as lbchanges
+from deploykit.lb import model as lbmodel
+from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed
+from deploykit.lb.metrics import Metrics
+from deploykit.lb.source import Connected, Event, LeaderChanged, MarathonSource, ZkReconnected, apps_touched
+
+log = logging.getLogger("deploykit.lb")
+
+# More dirty apps than this in one batch: a full snapshot is cheaper than one GET per app.
+MAX_APP_FETCHES = 50
+
+
+@dataclass
+class DaemonOptions:
+    resync_interval: float = 60.0
+    coalesce: float = 0.05  # seconds to gather more changes before a reload
+    remove_guard: float = 0.5  # fraction of servers a single sync may remove without confirmation
+    held_recheck: float = 2.0  # seconds until the confirming resync of a held one
+    tick: float = 0.2  # longest sleep; flags set by signal handlers are seen within this
+
+
+@dataclass
+class Status:
+    """What /healthz and logs report."""
+
+    started: float = field(default_factory=time.time)
+    last_sync: float | None = None
+    last_error: str | None = None
+    leader: str | None = None
+    held: bool = False
+    reloads: int = 0
+    runtime_commands: int = 0
+
+
+def task_ids(model: lbmodel.RoutingModel | None) -> set[str]:
+    if model is None:
+        return set()
+    return {s.task_id for b in model.backends.values() for s in b.slots if s is not None}
+
+
+class Daemon:
+    """One HAProxy kept in step with one Marathon. Inject the pieces; `run()` blocks until stopped."""
+
+    def __init__(
+        self,
+        *,
+        settings: lbmodel.LbSettings,
+        renderer,
+        haproxy: HAProxy,
+        source: MarathonSource,
+        events: queue.Queue,
+        metrics: Metrics | None = None,
+        options: DaemonOptions | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.settings = settings
+        self.renderer = renderer
+        self.haproxy = haproxy
+        self.source = source
+        self.events = events
+        self.metrics = metrics or Metrics()
+        self.opts = options or DaemonOptions()
+        self.clock = clock
+        self.status = Status()
+        self.model: lbmodel.RoutingModel | None = None  # latest desired state from Marathon
+        self.live: lbmodel.RoutingModel | None = None  # what HAProxy is running
+        self._stop = False
+        self._resync_requested = True
+        self._next_resync = 0.0
+        self._held_removal: set[str] | None = None
+        self._bad_text: str | None = None
+        self._known_rejects: set[str] = set()
+        self._deferred_since: float | None = None
+
+    # ------------------------------------------------------------ signal-safe requests
+    def request_stop(self, *_args) -> None:
+        self._stop = True
+
+    def request_resync(self, *_args) -> None:
+        self._resync_requested = True
+
+    # ------------------------------------------------------------ main loop
+    def run(self) -> None:
+        self.source.leader.start()
+        self.status.leader = self.source.leader.leader
+        self.source.start_stream()
+        try:
+            while not self._stop:
+                self.step()
+        finally:
+            self.source.stop()
+            self.source.leader.stop()
+
+    def step(self, timeout: float | None = None) -> None:
+        """Wait for work (at most `timeout`), then handle everything queued."""
+        now = self.clock()
+        wait = min(self.opts.tick if timeout is None else timeout, max(0.0, self._next_resync - now))
+        items = self._drain(wait)
+        self._refresh_gauges()
+        dirty: set[str] = set()
+        full = False
+        for item in items:
+            if isinstance(item, Event):
+                self.metrics.events.labels(item.type).inc()
+                apps, unknown = apps_touched(item)
+                dirty.update(apps)
+                full = full or unknown
+            elif isinstance(item, Connected):
+                self._log("event_stream_connected", url=item.url, reconnect=item.reconnect)
+                full = True
+            elif isinstance(item, LeaderChanged):
+                self.metrics.leader_changes.inc()
+                self.status.leader = item.leader
+                self._log("leader_changed", leader=item.leader)
+                self.source.start_stream()  # reconnect to the new leader; its Connected marker resyncs
+                full = True
+            elif isinstance(item, ZkReconnected):
+                self._log("zookeeper_reconnected")
+                full = True
+        if self._resync_requested or self.clock() >= self._next_resync:
+            full = True
+        if full or len(dirty) > MAX_APP_FETCHES:
+            self.full_sync()
+        elif dirty:
+            self.sync_apps(sorted(dirty))
+        elif self.model is not None and self.live is not None and self.live is not self.model and not items:
+            self._converge(self.model, None, time.monotonic())  # a deferred reload, or a retry after a failure
+
+    def _drain(self, wait: float) -> list[object]:
+        items: list[object] = []
+        try:
+            items.append(self.events.get(timeout=wait) if wait > 0 else self.events.get_nowait())
+        except queue.Empty:
+            return items
+        while True:
+            try:
+                items.append(self.events.get_nowait())
+            except queue.Empty:
+                return items
+
+    # ------------------------------------------------------------ syncing
+    def full_sync(self) -> bool:
+        """Fetch every app and converge HAProxy on it (subject to the removal guard)."""
+        self._resync_requested = False
+        self._next_resync = self.clock() + self.opts.resync_interval
+        t0 = time.monotonic()
+        try:
+            apps = self.source.snapshot()
+        except DeployKitError as exc:
+            self.metrics.full_syncs.labels("unreachable").inc()
+            self.status.last_error = str(exc)
+            self._log("sync_failed", level=logging.WARNING, error=str(exc))
+            self._next_resync = self.clock() + min(2.0, self.opts.resync_interval)  # retry soon
+            return False
+        new = lbmodel.build_model(apps, self.settings, prev=self.model)
+        if self._guard(new):
+            return False
+        ok = self._converge(new, None, t0)
+        if ok:
+            self.status.last_sync = time.time()
+            self.metrics.last_sync.set(self.status.last_sync)
+            self.metrics.full_syncs.labels("applied").inc()
+        return ok
+
+    def _guard(self, new: lbmodel.RoutingModel) -> bool:
+        """True (hold) when `new` drops more than the guard fraction of the servers HAProxy routes."""
+        current = task_ids(self.live)
+        if not current:
+            self._held_removal = None
+            return False
+        removed = current - task_ids(new)
+        if len(removed) <= self.opts.remove_guard * len(current):
+            self._held_removal = None
+            self.status.held = False
+            return False
+        if self._held_removal is not None:
+            self._log("held_sync_confirmed", removed=len(removed), servers=len(current))
+            self._held_removal = None
+            self.status.held = False
+            return False
+        self._held_removal = removed
+        self.status.held = True
+        self.metrics.held_syncs.inc()
+        self.metrics.full_syncs.labels("held").inc()
+        self._log("sync_held", level=logging.WARNING, removed=len(removed), servers=len(current),
+                  guard=self.opts.remove_guard, recheck_in=self.opts.held_recheck)
+        self._next_resync = self.clock() + self.opts.held_recheck
+        return True
+
+    def sync_apps(self, app_ids: list[str]) -> bool:
+        """Re-model only `app_ids` (O(changed)) and push the difference."""
+        if self.model is None or self._held_removal is not None:
+            return self.full_sync()
+        t0 = time.monotonic()
+        model = self.model
+        changed: set[str] = set()
+        try:
+            for app_id in app_ids:
+                app = self.source.app(app_id)
+                if app is None:
+                    model, names = lbmodel.remove_app(model, app_id)
+                else:
+                    model, names = lbmodel.apply_app(model, app)
+                changed.update(names)
+        except DeployKitError as exc:
+            self.status.last_error = str(exc)
+            self._log("app_fetch_failed", level=logging.WARNING, error=str(exc))
+            self._resync_requested = True
+            return False
+        in_step = self.live is self.model
+        return self._converge(model, changed if in_step else None, t0)
+
+    def _converge(self, new: lbmodel.RoutingModel, only: set[str] | None, t0: float) -> bool:
+        self._report_rejects(new)
+        self.model = new
+        if self.live is None:
+            return self._install_full(new, t0, reason="first sync")
+        diff = lbchanges.diff(self.live, new, only=sorted(only) if only is not None else None)
+        if diff.empty:
+            self.live = new
+            return True
+        failed = False
+        if diff.server_ops:
+            result = self.haproxy.runtime.run([op.command() for op in diff.server_ops])
+            self.metrics.runtime_commands.labels("ok").inc(result.sent - len(result.failed))
+            self.status.runtime_commands += result.sent
+            if result.failed:
+                failed = True
+                self.metrics.runtime_commands.labels("failed").inc(len(result.failed))
+                self._log("runtime_commands_failed", level=logging.WARNING, failed=result.failed[:5])
+            else:
+                self._log("runtime_update", commands=result.sent, batches=result.batches,
+                          backends=sorted({op.backend for op in diff.server_ops})[:20])
+        if diff.reload_needed or failed:
+            reasons = diff.reasons or ["runtime commands failed"]
+            if self._defer_reload():
+                return True
+            self._deferred_since = None
+            return self._install_full(new, t0, reason="; ".join(reasons[:5]), force=failed)
+        self.live = new
+        self.metrics.apply_seconds.observe(time.monotonic() - t0)
+        return True
+
+    def _defer_reload(self) -> bool:
+        """Gather a burst before reloading: True when more changes arrived within `coalesce` seconds.
+
+        The arrivals go back on the queue; the next step handles them together with this change,
+        so N structural changes in a burst cost one reload. Capped at 20 windows.
+        """
+        if self.opts.coalesce <= 0 or self._stop:
+            return False
+        now = time.monotonic()
+        if self._deferred_since is not None and now - self._deferred_since > 20 * self.opts.coalesce:
+            return False
+        more = self._drain(self.opts.coalesce)
+        if not more:
+            return False
+        if self._deferred_since is None:
+            self._deferred_since = now
+        for item in more:
+            self.events.put(item)
+        return True
+
+    def _install_full(self, new: lbmodel.RoutingModel, t0: float, reason: str, force: bool = False) -> bool:
+        r0 = time.monotonic()
+        try:
+            text = self.renderer.render(new)
+        except DeployKitError as exc:
+            self.metrics.config_rejected.inc()
+            self._log("render_failed", level=logging.ERROR, error=str(exc))
+            return False
+        self.metrics.render_seconds.observe(time.monotonic() - r0)
+        if text == self._bad_text and not force:
+            return False  # same broken text as last time: already reported
+        try:
+            if not self.haproxy.running():
+                res = self.haproxy.start(text)
+                self._log("haproxy_started", config=str(self.haproxy.config_path), seconds=round(res.seconds, 3))
+            else:
+                if self.haproxy.last_good is None:
+                    self.haproxy.adopt()
+                res = self.haproxy.apply(text, force=force)
+                if res.reloaded:
+                    self.metrics.reloads.labels("ok").inc()
+                    self.status.reloads += 1
+                    self._log("reloaded", reason=reason, seconds=round(res.seconds, 3))
+        except ConfigInvalid as exc:
+            self._bad_text = text
+            self.metrics.config_rejected.inc()
+            self.metrics.reloads.labels("invalid").inc()
+            self.status.last_error = str(exc)
+            self._log("config_rejected", level=logging.ERROR, error=str(exc), reason=reason)
+            return False
+        except ReloadFailed as exc:
+            self._bad_text = text
+            self.metrics.reloads.labels("failed").inc()
+            self.status.last_error = str(exc)
+            self._log("reload_failed", level=logging.ERROR, error=str(exc))
+            return False
+        except UnreachableError as exc:
+            self.status.last_error = str(exc)
+            self._log("haproxy_unreachable", level=logging.ERROR, error=str(exc))
+            return False
+        self._bad_text = None
+        self.live = new
+        self.metrics.apply_seconds.observe(time.monotonic() - t0)
+        return True
+
+    # ------------------------------------------------------------ reporting
+    def _report_rejects(self, model: lbmodel.RoutingModel) -> None:
+        rejected = {r.app_id: r for r in model.rejected}
+        for app_id in sorted(set(rejected) - self._known_rejects):
+            self.metrics.apps_rejected_total.inc()
+            self._log("app_rejected", level=logging.WARNING, app=app_id, reason=rejected[app_id].reason)
+        self._known_rejects = set(rejected)
+        self.metrics.apps_rejected.set(len(rejected))
+
+    def _refresh_gauges(self) -> None:
+        if self.live is not None:
+            self.metrics.servers.set(self.live.server_count)
+            self.metrics.backends.set(len(self.live.backends))
+        self.metrics.stream_connected.set(1 if self.source.stream_url else 0)
+        zk = self.source.leader.zk_connected
+        if zk is not None:
+            self.metrics.zk_connected.set(1 if zk else 0)
+
+    def health(self) -> tuple[bool, dict]:
+        """/healthz: a sync applied within 3 resync intervals and HAProxy answering its master socket."""
+        last = self.status.last_sync
+        fresh = last is not None and time.time() - last < 3 * self.opts.resync_interval + 5
+        running = self.haproxy.running()
+        detail = {
+            "last_sync": last, "haproxy_running": running, "leader": self.status.leader,
+            "held_sync": self.status.held, "last_error": self.status.last_error,
+            "servers": self.live.server_count if self.live is not None else 0,
+            "apps_rejected": len(self._known_rejects),
+        }
+        return bool(fresh and running), detail
+
+    def _log(self, event: str, level: int = logging.INFO, **fields) -> None:
+        log.log(level, event, extra={"fields": fields})
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line: time, level, event, and the event's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        doc.update(getattr(record, "fields", {}) or {})
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+def settings_from_environment(env, *, config_path: str | None = None, groups: tuple[str, ...] = ()):
+    """LbSettings from an Environment's `haproxy` section, with --haproxy-config / --group overrides.
+
+    Sockets and the state file default to the config's folder, so one path is enough for a
+    local run; the shipped defaults under /run and /var/lib apply only when the env names them.
+    """
+    section = env.haproxy.model_dump() if env is not None and env.haproxy is not None else {}
+    keep = {"config", "master_socket", "stats_socket", "groups", "http_port", "bind_address", "state_file"}
+    mapping = {k: v for k, v in section.items() if k in keep and v is not None}
+    if mapping.get("bind_address") == "*":
+        mapping["bind_address"] = ""
+    if config_path:
+        mapping["config"] = config_path
+    base = Path(mapping.get("config") or "/etc/haproxy/haproxy.cfg")
+    folder = base.parent
+    if config_path or not mapping.get("master_socket"):
+        mapping.setdefault("master_socket", str(folder / "master.sock"))
+    if config_path:
+        mapping["master_socket"] = str(folder / "master.sock")
+        mapping["stats_socket"] = str(folder / "stats.sock")
+    mapping.setdefault("stats_socket", str(folder / "stats.sock"))
+    mapping.setdefault("state_file", str(folder / "server-state"))
+    if groups:
+        mapping["groups"] = list(groups)
+    return lbmodel.LbSettings.from_mapping(mapping, file=str(env.file) if env is not None else None)
+
+
+@dataclass
+class RunConfig:
+    """Everything `deploykit lb run` was given, validated by the CLI layer."""
+
+    env_name: str = "local"
+    env_dir: str | None = None
+    marathon_urls: tuple[str, ...] = ()
+    zk_url: str | None = None
+    groups: tuple[str, ...] = ()
+    haproxy_config: str | None = None
+    template_dir: str | None = None
+    metrics_addr: str | None = "127.0.0.1:9090"
+    resync_interval: float = 60.0
+    haproxy_bin: str | None = None
+    heartbeat_interval: float = 10.0
+    coalesce: float = 0.05
+    remove_guard: float = 0.5
+    stop_haproxy: bool = False
+
+
+def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> None:
+    """Build the daemon from `cfg` and run it until SIGTERM/SIGINT (signal handlers only set flags).
+
+    Every input is validated (environment, zk URL, templates, settings) before anything starts.
+    """
+    import signal
+
+    from deploykit.clients.marathon import MarathonClient
+    from deploykit.envs import load_environment
+    from deploykit.lb.render import Renderer
+    from deploykit.lb.source import LeaderSource
+
+    env = load_environment(cfg.env_name, cfg.env_dir)
+    settings = settings_from_environment(env, config_path=cfg.haproxy_config, groups=cfg.groups)
+    urls = list(cfg.marathon_urls) or [str(u) for u in env.marathon.urls]
+    zk_url = cfg.zk_url if cfg.zk_url is not None else env.marathon.zk
+    zk_target = None
+    if zk_url:
+        from deploykit.clients.zk import parse_zk_url
+
+        zk_target = parse_zk_url(zk_url, source=None if cfg.zk_url else str(env.file))
+    template_dir = cfg.template_dir or (env.haproxy.template_dir if env.haproxy else None)
+    renderer = Renderer(template_dir)
+    binary = cfg.haproxy_bin or (env.haproxy.binary if env.haproxy else "haproxy")
+    haproxy = HAProxy(settings.config, settings.master_socket, settings.stats_socket, settings.state_file,
+                      haproxy_bin=binary)
+    password = env.marathon_password()
+    auth = (env.marathon.auth.user, password) if env.marathon.auth and password else None
+
+    sink: queue.Queue = queue.Queue()
+    zk_client = None
+    if zk_target is not None:
+        from deploykit.clients.zk import connect
+
+        try:
+            zk_client = connect(zk_target.hosts, timeout=10)
+        except UnreachableError as exc:
+            if not urls:
+                raise
+            log.warning("zookeeper_unreachable", extra={"fields": {"error": str(exc), "using": urls}})
+    leader = LeaderSource(urls, zk_client=zk_client, zk_path=zk_target.path if zk_target else None, sink=sink)
+    client = MarathonClient(leader.urls, auth=auth)
+    source = MarathonSource(client, leader, sink, heartbeat_interval=cfg.heartbeat_interval)
+    metrics = Metrics()
+    daemon = Daemon(
+        settings=settings, renderer=renderer, haproxy=haproxy, source=source, events=sink, metrics=metrics,
+        options=DaemonOptions(resync_interval=cfg.resync_interval, coalesce=cfg.coalesce,
+                              remove_guard=cfg.remove_guard),
+    )
+    server = None
+    if cfg.metrics_addr:
+        from deploykit.lb.metrics import MetricsServer
+
+        server = MetricsServer(cfg.metrics_addr, metrics, daemon.health).start()
+    signal.signal(signal.SIGTERM, daemon.request_stop)
+    signal.signal(signal.SIGINT, daemon.request_stop)
+    signal.signal(signal.SIGHUP, daemon.request_resync)
+    daemon._log("starting", env=env.name, marathon=urls, zk=str(zk_target) if zk_target else None,
+                config=settings.config, groups=list(settings.groups),
+                metrics=f"{cfg.metrics_addr.rpartition(':')[0]}:{server.port}" if server else None)
+    if ready is not None:
+        ready(daemon)
+    try:
+        daemon.run()
+    finally:
+        if server is not None:
+            server.stop()
+        if zk_client is not None:
+            zk_client.stop()
+            zk_client.close()
+        if cfg.stop_haproxy:
+            haproxy.stop()
+        client.close()
+        daemon._log("stopped")

@@ -1,0 +1,114 @@
+"""Prometheus metrics and /healthz for `deploykit lb run`.
+
+Why its own registry: metrics are an injected object (no module globals), so tests and
+benchmarks can run several daemons in one process, and /metrics shows only the daemon's own
+series. The HTTP server is a small stdlib one because /healthz must answer from the
+daemon's state, which prometheus_client's server cannot do.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+PREFIX = "deploykit_lb_"
+
+
+class Metrics:
+    """Every series the daemon exports, on one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events = Counter(PREFIX + "events_total", "Marathon events received, by type", ["type"], registry=r)
+        self.reloads = Counter(PREFIX + "reloads_total", "HAProxy reloads, by result", ["result"], registry=r)
+        self.runtime_commands = Counter(
+            PREFIX + "runtime_commands_total", "Runtime API commands sent, by result", ["result"], registry=r
+        )
+        self.render_seconds = Histogram(
+            PREFIX + "render_seconds", "Time to render haproxy.cfg",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r,
+        )
+        self.apply_seconds = Histogram(
+            PREFIX + "event_to_applied_seconds", "From a change being seen to HAProxy having it",
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r,
+        )
+        self.apps_rejected = Gauge(PREFIX + "apps_rejected", "Apps skipped for invalid labels right now", registry=r)
+        self.apps_rejected_total = Counter(
+            PREFIX + "app_rejections_total", "Times an app was found invalid and skipped", registry=r
+        )
+        self.leader_changes = Counter(PREFIX + "leader_changes_total", "Marathon leader changes seen", registry=r)
+        self.last_sync = Gauge(
+            PREFIX + "last_successful_sync_timestamp_seconds", "Unix time of the last full sync applied", registry=r
+        )
+        self.full_syncs = Counter(PREFIX + "full_syncs_total", "Full resyncs, by result", ["result"], registry=r)
+        self.held_syncs = Counter(
+            PREFIX + "held_syncs_total", "Full syncs held because they would remove too many servers", registry=r
+        )
+        self.servers = Gauge(PREFIX + "servers", "Servers routed right now", registry=r)
+        self.backends = Gauge(PREFIX + "backends", "Backends in the routing model", registry=r)
+        self.stream_connected = Gauge(PREFIX + "event_stream_connected", "1 while the event stream is up", registry=r)
+        self.zk_connected = Gauge(PREFIX + "zookeeper_connected", "1 while the ZooKeeper session is up", registry=r)
+        self.config_rejected = Counter(
+            PREFIX + "config_rejected_total", "Rendered configs haproxy -c refused (never loaded)", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsServer:
+    """Serves /metrics and /healthz on host:port in a daemon thread."""
+
+    def __init__(self, addr: str, metrics: Metrics, health: Callable[[], tuple[bool, dict]]):
+        host, _, port = addr.rpartition(":")
+        self.metrics = metrics
+        self.health = health
+        handler = self._handler()
+        self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="lb-metrics", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    def start(self) -> MetricsServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path.startswith("/metrics"):
+                    self._send(200, server.metrics.render(), CONTENT_TYPE_LATEST)
+                elif self.path.startswith("/healthz"):
+                    ok, detail = server.health()
+                    body = json.dumps({"ok": ok, **detail, "time": time.time()}).encode()
+                    self._send(200 if ok else 503, body, "application/json")
+                else:
+                    self._send(404, b"not found\n", "text/plain")
+
+            def _send(self, status: int, body: bytes, ctype: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # access logs would drown the daemon's own
+                pass
+
+        return Handler

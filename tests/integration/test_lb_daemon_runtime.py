@@ -1,0 +1,192 @@
+"""Daemon decisions against a real HAProxy, Marathon state injected directly (no event stream).
+
+What is real: HAProxy 2.6 (master-worker, runtime API, reloads), the renderer and templates,
+the backends (local HTTP servers). The Marathon side is an in-memory source object with
+the same two calls the daemon makes (`snapshot`, `app`), so each test sets the exact state.
+End-to-end runs against the devcluster live in test_lb_e2e*.py.
+"""
+
+from __future__ import annotations
+
+import http.server
+import queue
+import threading
+import urllib.request
+
+import pytest
+
+from deploykit.clients.marathon_events import Event
+from deploykit.lb.daemon import Daemon, DaemonOptions
+from deploykit.lb.haproxy import HAProxy
+from deploykit.lb.model import LbSettings
+from deploykit.lb.render import Renderer
+from deploykit.lb.source import LeaderSource
+from tests.harness.common import free_port
+
+pytestmark = pytest.mark.integration
+
+
+class _Named(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = self.server.name.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # HAProxy's checks reset connections; not an error here
+        pass
+
+
+@pytest.fixture
+def web_servers():
+    servers = []
+
+    def make(n: int) -> list[int]:
+        ports = []
+        for _ in range(n):
+            srv = _Server(("127.0.0.1", 0), _Named)
+            srv.name = f"t{len(servers)}"
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            servers.append(srv)
+            ports.append(srv.server_address[1])
+        return ports
+
+    yield make
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+class MemorySource:
+    """Stands in for MarathonSource: the daemon reads `apps` exactly as /v2/apps would return them."""
+
+    def __init__(self):
+        self.apps: dict[str, dict] = {}
+        self.leader = LeaderSource(["http://127.0.0.1:1"])
+        self.stream_url = "memory"
+
+    def start_stream(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def snapshot(self):
+        return [dict(a) for a in self.apps.values()]
+
+    def app(self, app_id):
+        return self.apps.get(app_id)
+
+
+def app(app_id: str, ports: list[int], vhost: str, service_port: int, labels: dict | None = None) -> dict:
+    tasks = [{"id": f"{app_id.strip('/')}.{p}", "host": "127.0.0.1", "ports": [p], "state": "TASK_RUNNING",
+              "appId": app_id} for p in ports]
+    lab = {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": vhost, **(labels or {})}
+    return {"id": app_id, "labels": lab, "portDefinitions": [{"port": service_port}], "tasks": tasks}
+
+
+def get(port: int, host: str) -> str:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return resp.read().decode()
+
+
+@pytest.fixture
+def rig(haproxy_factory, tmp_path):
+    inst = haproxy_factory()  # paths only: the daemon starts HAProxy itself
+    settings = LbSettings(http_port=free_port(), bind_address="127.0.0.1", config=str(inst.config_path),
+                          master_socket=str(inst.master_socket), stats_socket=str(inst.stats_socket),
+                          state_file=str(inst.state_file), groups=("external",), min_slots=8,
+                          hard_stop_after="10s")
+    source = MemorySource()
+    events: queue.Queue = queue.Queue()
+    hap = HAProxy(settings.config, settings.master_socket, settings.stats_socket, settings.state_file,
+                  pidfile=inst.pidfile)
+    daemon = Daemon(settings=settings, renderer=Renderer(), haproxy=hap, source=source, events=events,
+                    options=DaemonOptions(resync_interval=3600, coalesce=0.05))
+    yield inst, settings, source, events, daemon
+
+
+def test_scale_within_slots_uses_runtime_api_only(rig, web_servers):
+    inst, settings, source, events, daemon = rig
+    source.apps["/a"] = app("/a", web_servers(2), "a.example.com", 10001)
+    source.apps["/b"] = app("/b", web_servers(1), "b.example.com", 10002)
+    assert daemon.full_sync()
+    assert {get(settings.http_port, "a.example.com") for _ in range(4)} == {"t0", "t1"}
+    assert get(settings.http_port, "b.example.com") == "t2"
+    reloads = inst.reload_count()
+
+    more = web_servers(3)
+    source.apps["/a"] = app("/a", [*source.apps["/a"]["tasks"][0]["ports"], *source.apps["/a"]["tasks"][1]["ports"],
+                                   *more], "a.example.com", 10001)
+    events.put(Event("status_update_event", {"appId": "/a", "taskStatus": "TASK_RUNNING"}))
+    daemon.step(timeout=0.5)
+    seen = {get(settings.http_port, "a.example.com") for _ in range(20)}
+    assert seen == {"t0", "t1", "t3", "t4", "t5"}
+
+    source.apps["/a"] = app("/a", more[:2], "a.example.com", 10001)
+    events.put(Event("status_update_event", {"appId": "/a", "taskStatus": "TASK_KILLED"}))
+    daemon.step(timeout=0.5)
+    assert {get(settings.http_port, "a.example.com") for _ in range(10)} == {"t3", "t4"}
+    assert inst.reload_count() == reloads  # scaling 2 -> 5 -> 2 never reloaded
+    assert daemon.metrics.runtime_commands.labels("ok")._value.get() > 0
+
+
+def test_new_app_reloads_bad_app_is_skipped(rig, web_servers):
+    inst, settings, source, events, daemon = rig
+    source.apps["/a"] = app("/a", web_servers(1), "a.example.com", 10001)
+    assert daemon.full_sync()
+    reloads = inst.reload_count()
+    source.apps["/evil"] = app("/evil", web_servers(1), "evil.example.com\n    bind :1", 10003)
+    source.apps["/b"] = app("/b", web_servers(1), "b.example.com", 10002)
+    events.put(Event("api_post_event", {"appDefinition": {"id": "/evil"}}))
+    events.put(Event("api_post_event", {"appDefinition": {"id": "/b"}}))
+    daemon.step(timeout=0.5)
+    assert inst.reload_count() == reloads + 1
+    assert get(settings.http_port, "b.example.com") == "t2"
+    assert get(settings.http_port, "a.example.com") == "t0"
+    assert "bind :1" not in inst.config_path.read_text()
+    assert daemon.metrics.apps_rejected._value.get() == 1
+
+
+def test_broken_template_never_replaces_running_config(rig, web_servers, tmp_path):
+    inst, settings, source, events, daemon = rig
+    source.apps["/a"] = app("/a", web_servers(1), "a.example.com", 10001)
+    assert daemon.full_sync()
+    good = inst.config_path.read_text()
+    templates = tmp_path / "tpl"
+    templates.mkdir()
+    shipped = daemon.renderer.template_dir
+    for f in shipped.iterdir():
+        (templates / f.name).write_text(f.read_text())
+    (templates / "backend.cfg.j2").write_text((shipped / "backend.cfg.j2").read_text() + "    no_such_keyword 1\n")
+    daemon.renderer = Renderer(templates)
+    source.apps["/b"] = app("/b", web_servers(1), "b.example.com", 10002)
+    events.put(Event("api_post_event", {"appDefinition": {"id": "/b"}}))
+    daemon.step(timeout=0.5)
+    assert inst.config_path.read_text() == good
+    assert daemon.metrics.config_rejected._value.get() >= 1
+    assert get(settings.http_port, "a.example.com") == "t0"
+
+
+def test_mass_removal_is_held_until_confirmed(rig, web_servers):
+    inst, settings, source, events, daemon = rig
+    daemon.opts.held_recheck = 0.0
+    source.apps["/a"] = app("/a", web_servers(4), "a.example.com", 10001)
+    assert daemon.full_sync()
+    source.apps["/a"] = app("/a", [], "a.example.com", 10001)  # e.g. a new leader that lost its tasks view
+    assert not daemon.full_sync()
+    assert daemon.metrics.held_syncs._value.get() == 1
+    assert len({get(settings.http_port, "a.example.com") for _ in range(8)}) == 4  # still serving
+    assert daemon.full_sync()  # the second sync agrees: now it is applied
+    assert daemon.live.server_count == 0

@@ -1,0 +1,65 @@
+"""lb.daemon pure helpers: JSON-line logs, settings from an environment file, metrics/healthz endpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+
+import pytest
+
+from deploykit.envs import load_environment
+from deploykit.lb.daemon import JsonLineFormatter, settings_from_environment, task_ids
+from deploykit.lb.metrics import Metrics, MetricsServer
+from deploykit.lb.model import LbSettings, build_model
+
+
+def test_json_line_formatter_carries_fields():
+    record = logging.LogRecord("deploykit.lb", logging.WARNING, __file__, 1, "sync_held", (), None)
+    record.fields = {"removed": 3, "servers": 4}
+    doc = json.loads(JsonLineFormatter().format(record))
+    assert doc["event"] == "sync_held" and doc["level"] == "warning"
+    assert doc["removed"] == 3 and doc["servers"] == 4
+
+
+def test_settings_from_local_environment(repo_root, tmp_path):
+    env = load_environment("local", repo_root / "chef_attrs")
+    s = settings_from_environment(env)
+    assert s.http_port == 8000 and s.groups == ("external",)
+    assert s.config.endswith("haproxy.cfg")
+    cfg = tmp_path / "h" / "haproxy.cfg"
+    s2 = settings_from_environment(env, config_path=str(cfg), groups=("internal",))
+    assert s2.config == str(cfg)
+    assert s2.master_socket == str(cfg.parent / "master.sock")
+    assert s2.stats_socket == str(cfg.parent / "stats.sock")
+    assert s2.state_file == str(cfg.parent / "server-state")
+    assert s2.groups == ("internal",)
+
+
+def test_task_ids_of_model():
+    apps = [{"id": "/a", "labels": {"HAPROXY_GROUP": "external"}, "portDefinitions": [{"port": 10001}],
+             "tasks": [{"id": "a.1", "host": "10.0.0.1", "ports": [31000], "state": "TASK_RUNNING"}]}]
+    assert task_ids(build_model(apps, LbSettings(groups=("external",)))) == {"a.1"}
+    assert task_ids(None) == set()
+
+
+@pytest.mark.parametrize("healthy", [True, False])
+def test_metrics_server_serves_metrics_and_healthz(healthy):
+    metrics = Metrics()
+    metrics.reloads.labels("ok").inc()
+    server = MetricsServer("127.0.0.1:0", metrics, lambda: (healthy, {"leader": "m1:8080"})).start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        assert 'deploykit_lb_reloads_total{result="ok"} 1.0' in text
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=5) as resp:
+                status, body = resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            status, body = err.code, json.loads(err.read())
+        assert status == (200 if healthy else 503)
+        assert body["ok"] is healthy and body["leader"] == "m1:8080"
+    finally:
+        server.stop()
