@@ -81,10 +81,12 @@ def parse_image(image: str, *, file: str | None = None, key: str = "image") -> I
 
 
 def place_in_registry(name: ImageName, registry_url: str | None) -> ImageName:
-    """A repository without a host lives in the environment's registry (if it names one)."""
+    """A repository without a host lives in the environment's registry (`host[:port][/namespace]`)."""
     if name.host or not registry_url:
         return name
-    return ImageName(registry_host(registry_url), name.path)
+    base = re.sub(r"^[a-z]+://", "", registry_url.strip(), flags=re.IGNORECASE).strip("/")
+    host, _, namespace = base.partition("/")
+    return ImageName(host, f"{namespace}/{name.path}" if namespace else name.path)
 
 
 def sanitize_tag(text: str) -> str:

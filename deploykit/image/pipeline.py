@@ -77,11 +77,20 @@ class BuildPlan:
                 "git": self.git.to_dict() if self.git else None, "warnings": self.warnings}
 
 
-def created_timestamp(environ: Mapping[str, str]) -> str:
-    """RFC 3339 UTC; honours SOURCE_DATE_EPOCH (reproducible builds) when set."""
+def created_timestamp(environ: Mapping[str, str], git: GitInfo | None = None) -> str:
+    """RFC 3339 UTC for org.opencontainers.image.created.
+
+    SOURCE_DATE_EPOCH when set; else the commit time of a clean tree, so rebuilding a commit
+    gives the same labels, hence a full layer-cache hit and the *same* image and digest (which
+    is what lets `--immutable-tags` accept a re-run of the same commit); else now.
+    """
     epoch = environ.get("SOURCE_DATE_EPOCH")
-    now = datetime.now(timezone.utc)
-    moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit() else now
+    if epoch and epoch.isdigit():
+        moment = datetime.fromtimestamp(int(epoch), timezone.utc)
+    elif git is not None and not git.dirty and git.commit_time:
+        moment = datetime.fromisoformat(git.commit_time).astimezone(timezone.utc)
+    else:
+        moment = datetime.now(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -145,7 +154,7 @@ def plan_build(
     if problems:
         raise ValidationError(problems)
     assert name is not None
-    labels = oci_labels(git, created_timestamp(environ))
+    labels = oci_labels(git, created_timestamp(environ, git))
     return BuildPlan(image=name, context=ctx, dockerfile=df, tags=tags, labels=labels, build_args=args,
                      target=target, git=git, warnings=warnings, no_cache=no_cache, timeout=timeout)
 
