@@ -211,8 +211,14 @@ class Daemon:
         self.status.held = True
         self.metrics.held_syncs.inc()
         self.metrics.full_syncs.labels("held").inc()
-        self._log("sync_held", level=logging.WARNING, removed=len(removed), servers=len(current),
-                  guard=self.opts.remove_guard, recheck_in=self.opts.held_recheck)
+        self._log(
+            "sync_held",
+            level=logging.WARNING,
+            removed=len(removed),
+            servers=len(current),
+            guard=self.opts.remove_guard,
+            recheck_in=self.opts.held_recheck,
+        )
         self._next_resync = self.clock() + self.opts.held_recheck
         return True
 
@@ -258,8 +264,12 @@ class Daemon:
                 self.metrics.runtime_commands.labels("failed").inc(len(result.failed))
                 self._log("runtime_commands_failed", level=logging.WARNING, failed=result.failed[:5])
             else:
-                self._log("runtime_update", commands=result.sent, batches=result.batches,
-                          backends=sorted({op.backend for op in diff.server_ops})[:20])
+                self._log(
+                    "runtime_update",
+                    commands=result.sent,
+                    batches=result.batches,
+                    backends=sorted({op.backend for op in diff.server_ops})[:20],
+                )
         if diff.reload_needed or failed:
             reasons = diff.reasons or ["runtime commands failed"]
             if self._defer_reload():
@@ -359,8 +369,11 @@ class Daemon:
         fresh = last is not None and time.time() - last < 3 * self.opts.resync_interval + 5
         running = self.haproxy.running()
         detail = {
-            "last_sync": last, "haproxy_running": running, "leader": self.status.leader,
-            "held_sync": self.status.held, "last_error": self.status.last_error,
+            "last_sync": last,
+            "haproxy_running": running,
+            "leader": self.status.leader,
+            "held_sync": self.status.held,
+            "last_error": self.status.last_error,
             "servers": self.live.server_count if self.live is not None else 0,
             "apps_rejected": len(self._known_rejects),
         }
@@ -457,8 +470,9 @@ def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> Non
     template_dir = cfg.template_dir or (env.haproxy.template_dir if env.haproxy else None)
     renderer = Renderer(template_dir)
     binary = cfg.haproxy_bin or (env.haproxy.binary if env.haproxy else "haproxy")
-    haproxy = HAProxy(settings.config, settings.master_socket, settings.stats_socket, settings.state_file,
-                      haproxy_bin=binary)
+    haproxy = HAProxy(
+        settings.config, settings.master_socket, settings.stats_socket, settings.state_file, haproxy_bin=binary
+    )
     password = env.marathon_password()
     auth = (env.marathon.auth.user, password) if env.marathon.auth and password else None
 
@@ -478,9 +492,15 @@ def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> Non
     source = MarathonSource(client, leader, sink, heartbeat_interval=cfg.heartbeat_interval)
     metrics = Metrics()
     daemon = Daemon(
-        settings=settings, renderer=renderer, haproxy=haproxy, source=source, events=sink, metrics=metrics,
-        options=DaemonOptions(resync_interval=cfg.resync_interval, coalesce=cfg.coalesce,
-                              remove_guard=cfg.remove_guard),
+        settings=settings,
+        renderer=renderer,
+        haproxy=haproxy,
+        source=source,
+        events=sink,
+        metrics=metrics,
+        options=DaemonOptions(
+            resync_interval=cfg.resync_interval, coalesce=cfg.coalesce, remove_guard=cfg.remove_guard
+        ),
     )
     server = None
     if cfg.metrics_addr:
@@ -490,9 +510,15 @@ def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> Non
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
     signal.signal(signal.SIGHUP, daemon.request_resync)
-    daemon._log("starting", env=env.name, marathon=urls, zk=str(zk_target) if zk_target else None,
-                config=settings.config, groups=list(settings.groups),
-                metrics=f"{cfg.metrics_addr.rpartition(':')[0]}:{server.port}" if server else None)
+    daemon._log(
+        "starting",
+        env=env.name,
+        marathon=urls,
+        zk=str(zk_target) if zk_target else None,
+        config=settings.config,
+        groups=list(settings.groups),
+        metrics=f"{cfg.metrics_addr.rpartition(':')[0]}:{server.port}" if server else None,
+    )
     if ready is not None:
         ready(daemon)
     try:

@@ -385,9 +385,7 @@ class HAProxy:
 
     def _check_file(self, path: Path) -> None:
         try:
-            proc = subprocess.run(
-                [self.haproxy_bin, "-c", "-f", str(path)], capture_output=True, text=True, timeout=60
-            )
+            proc = subprocess.run([self.haproxy_bin, "-c", "-f", str(path)], capture_output=True, text=True, timeout=60)
         except FileNotFoundError:
             raise UnreachableError(f"HAProxy binary {self.haproxy_bin!r} not found") from None
         except subprocess.TimeoutExpired:

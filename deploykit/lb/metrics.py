@@ -32,12 +32,16 @@ class Metrics:
             PREFIX + "runtime_commands_total", "Runtime API commands sent, by result", ["result"], registry=r
         )
         self.render_seconds = Histogram(
-            PREFIX + "render_seconds", "Time to render haproxy.cfg",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r,
+            PREFIX + "render_seconds",
+            "Time to render haproxy.cfg",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
         )
         self.apply_seconds = Histogram(
-            PREFIX + "event_to_applied_seconds", "From a change being seen to HAProxy having it",
-            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r,
+            PREFIX + "event_to_applied_seconds",
+            "From a change being seen to HAProxy having it",
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
         )
         self.apps_rejected = Gauge(PREFIX + "apps_rejected", "Apps skipped for invalid labels right now", registry=r)
         self.apps_rejected_total = Counter(

@@ -89,8 +89,10 @@ class MemorySource:
 
 
 def app(app_id: str, ports: list[int], vhost: str, service_port: int, labels: dict | None = None) -> dict:
-    tasks = [{"id": f"{app_id.strip('/')}.{p}", "host": "127.0.0.1", "ports": [p], "state": "TASK_RUNNING",
-              "appId": app_id} for p in ports]
+    tasks = [
+        {"id": f"{app_id.strip('/')}.{p}", "host": "127.0.0.1", "ports": [p], "state": "TASK_RUNNING", "appId": app_id}
+        for p in ports
+    ]
     lab = {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": vhost, **(labels or {})}
     return {"id": app_id, "labels": lab, "portDefinitions": [{"port": service_port}], "tasks": tasks}
 
@@ -104,16 +106,30 @@ def get(port: int, host: str) -> str:
 @pytest.fixture
 def rig(haproxy_factory, tmp_path):
     inst = haproxy_factory()  # paths only: the daemon starts HAProxy itself
-    settings = LbSettings(http_port=free_port(), bind_address="127.0.0.1", config=str(inst.config_path),
-                          master_socket=str(inst.master_socket), stats_socket=str(inst.stats_socket),
-                          state_file=str(inst.state_file), groups=("external",), min_slots=8,
-                          hard_stop_after="10s")
+    settings = LbSettings(
+        http_port=free_port(),
+        bind_address="127.0.0.1",
+        config=str(inst.config_path),
+        master_socket=str(inst.master_socket),
+        stats_socket=str(inst.stats_socket),
+        state_file=str(inst.state_file),
+        groups=("external",),
+        min_slots=8,
+        hard_stop_after="10s",
+    )
     source = MemorySource()
     events: queue.Queue = queue.Queue()
-    hap = HAProxy(settings.config, settings.master_socket, settings.stats_socket, settings.state_file,
-                  pidfile=inst.pidfile)
-    daemon = Daemon(settings=settings, renderer=Renderer(), haproxy=hap, source=source, events=events,
-                    options=DaemonOptions(resync_interval=3600, coalesce=0.05))
+    hap = HAProxy(
+        settings.config, settings.master_socket, settings.stats_socket, settings.state_file, pidfile=inst.pidfile
+    )
+    daemon = Daemon(
+        settings=settings,
+        renderer=Renderer(),
+        haproxy=hap,
+        source=source,
+        events=events,
+        options=DaemonOptions(resync_interval=3600, coalesce=0.05),
+    )
     yield inst, settings, source, events, daemon
 
 
@@ -127,8 +143,12 @@ def test_scale_within_slots_uses_runtime_api_only(rig, web_servers):
     reloads = inst.reload_count()
 
     more = web_servers(3)
-    source.apps["/a"] = app("/a", [*source.apps["/a"]["tasks"][0]["ports"], *source.apps["/a"]["tasks"][1]["ports"],
-                                   *more], "a.example.com", 10001)
+    source.apps["/a"] = app(
+        "/a",
+        [*source.apps["/a"]["tasks"][0]["ports"], *source.apps["/a"]["tasks"][1]["ports"], *more],
+        "a.example.com",
+        10001,
+    )
     events.put(Event("status_update_event", {"appId": "/a", "taskStatus": "TASK_RUNNING"}))
     daemon.step(timeout=0.5)
     seen = {get(settings.http_port, "a.example.com") for _ in range(20)}
@@ -180,7 +200,7 @@ def test_broken_template_never_replaces_running_config(rig, web_servers, tmp_pat
 
 
 def test_mass_removal_is_held_until_confirmed(rig, web_servers):
-    inst, settings, source, events, daemon = rig
+    _inst, settings, source, _events, daemon = rig
     daemon.opts.held_recheck = 0.0
     source.apps["/a"] = app("/a", web_servers(4), "a.example.com", 10001)
     assert daemon.full_sync()

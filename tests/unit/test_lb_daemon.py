@@ -38,8 +38,14 @@ def test_settings_from_local_environment(repo_root, tmp_path):
 
 
 def test_task_ids_of_model():
-    apps = [{"id": "/a", "labels": {"HAPROXY_GROUP": "external"}, "portDefinitions": [{"port": 10001}],
-             "tasks": [{"id": "a.1", "host": "10.0.0.1", "ports": [31000], "state": "TASK_RUNNING"}]}]
+    apps = [
+        {
+            "id": "/a",
+            "labels": {"HAPROXY_GROUP": "external"},
+            "portDefinitions": [{"port": 10001}],
+            "tasks": [{"id": "a.1", "host": "10.0.0.1", "ports": [31000], "state": "TASK_RUNNING"}],
+        }
+    ]
     assert task_ids(build_model(apps, LbSettings(groups=("external",)))) == {"a.1"}
     assert task_ids(None) == set()
 

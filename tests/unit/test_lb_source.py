@@ -13,8 +13,12 @@ def test_apps_touched_by_event_kind():
     assert apps_touched(Event("instance_health_changed_event", {"runSpecId": "/b"})) == (["/b"], False)
     assert apps_touched(Event("api_post_event", {"appDefinition": {"id": "/c"}})) == (["/c"], False)
     assert apps_touched(Event("app_terminated_event", {"appId": "/d"})) == (["/d"], False)
-    plan = {"steps": [{"actions": [{"action": "RestartApplication", "app": "/y"}, {"app": "/x"}]},
-                      {"actions": [{"app": "/y"}]}]}
+    plan = {
+        "steps": [
+            {"actions": [{"action": "RestartApplication", "app": "/y"}, {"app": "/x"}]},
+            {"actions": [{"app": "/y"}]},
+        ]
+    }
     assert apps_touched(Event("deployment_success", {"plan": plan})) == (["/x", "/y"], False)
     assert apps_touched(Event("event_stream_attached", {})) == ([], False)
 
