@@ -1,0 +1,143 @@
+"""`deploykit validate` and `deploykit render` through the real click entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from deploykit.cli import main
+
+HERE = Path(__file__).parent
+HELLO = str(HERE.parents[1] / "examples" / "hello" / "app.yaml")
+ENVS = str(HERE / "fixtures" / "spec" / "envs")
+WEB = str(HERE / "fixtures" / "spec" / "apps" / "web.yaml")
+SECRET = "cli-secret-never-printed"
+
+FIVE_MISTAKES = """\
+id: /shop/Cart
+image: registry.test/shop/cart
+instancs: 3
+ports:
+  - {name: http, container: 8080}
+health: {port: htp, interval: 10}
+upgrade: {minimum_health_capacity: 1.5}
+"""
+
+
+def run(*args: str, env: dict | None = None):
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_validate_ok_text_and_json() -> None:
+    result = run("validate", HELLO, "--env", "local")
+    assert result.exit_code == 0 and "ok" in result.output
+    result = run("validate", HELLO, "--env", "prod", "--output", "json")
+    doc = json.loads(result.output)
+    assert result.exit_code == 0 and doc["ok"] is True and doc["apps"][0]["id"] == "/examples/hello"
+
+
+def test_five_mistakes_five_errors_exit_2(tmp_path: Path) -> None:
+    app = tmp_path / "app.yaml"
+    app.write_text(FIVE_MISTAKES)
+    result = run("validate", str(app), "--env", "docker", "--env-dir", ENVS, "--output", "json")
+    assert result.exit_code == 2
+    doc = json.loads(result.output)
+    problems = doc["problems"]
+    assert len(problems) == 5
+    assert {tuple(sorted(p)) for p in problems} == {("file", "hint", "line", "message", "path")}
+    assert sorted((p["path"], p["line"]) for p in problems) == [
+        ("health.interval", 6),
+        ("health.port", 6),
+        ("id", 1),
+        ("instancs", 3),
+        ("upgrade.minimum_health_capacity", 7),
+    ]
+    text = run("validate", str(app), "--env", "docker", "--env-dir", ENVS)
+    assert text.exit_code == 2 and "5 problem(s)" in text.output and "did you mean 'instances'?" in text.output
+
+
+def test_validate_many_files_reports_all(tmp_path: Path) -> None:
+    bad1, bad2 = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    bad1.write_text("id: /a\nnetwork: brige\n")
+    bad2.write_text("id: /b\ncpus: 0\n")
+    result = run("validate", str(bad1), HELLO, str(bad2), "-o", "json")
+    assert result.exit_code == 2
+    assert sorted(p["path"] for p in json.loads(result.output)["problems"]) == ["cpus", "network"]
+
+
+def test_render_json_is_the_app(tmp_path: Path) -> None:
+    result = run("render", HELLO, "--env", "prod", "--image-tag", "2.0.1")
+    assert result.exit_code == 0
+    app = json.loads(result.output)
+    assert app["id"] == "/examples/hello"
+    assert app["container"]["docker"]["image"] == "registry.example.com/examples/hello:2.0.1"
+
+
+def test_render_yaml_and_digest() -> None:
+    digest = "sha256:" + "0" * 64
+    result = run("render", HELLO, "--env", "staging", "--image-digest", digest, "--output", "yaml")
+    assert result.exit_code == 0
+    assert yaml.safe_load(result.output)["container"]["docker"]["image"].endswith("@" + digest)
+
+
+def test_render_from_build_record(tmp_path: Path) -> None:
+    record = tmp_path / "build.json"
+    digest = "sha256:" + "1" * 64
+    record.write_text(json.dumps({"image": "registry.example.com/examples/hello", "digest": digest, "git_sha": "beef"}))
+    app = json.loads(run("render", HELLO, "--env", "prod", "--from-build", str(record)).output)
+    assert app["container"]["docker"]["image"] == f"registry.example.com/examples/hello@{digest}"
+    assert app["labels"]["DEPLOYKIT_GIT_SHA"] == "beef"
+
+
+def test_render_conflicting_image_options() -> None:
+    result = run("render", HELLO, "--env", "prod", "--image-tag", "1", "--image-digest", "sha256:" + "0" * 64)
+    assert result.exit_code == 2
+
+
+def test_render_bad_tag_json_error() -> None:
+    result = run("render", HELLO, "--env", "prod", "--image-tag", "bad tag!", "--output", "json")
+    assert result.exit_code == 2
+    assert json.loads(result.output)["problems"][0]["path"] == "--image-tag"
+
+
+def test_render_masks_secrets_unless_asked() -> None:
+    env = {"CART_DB_PASSWORD": SECRET}
+    masked = run("render", WEB, "--env", "docker", "--env-dir", ENVS, env=env)
+    assert masked.exit_code == 0 and SECRET not in masked.output and "********" in masked.output
+    shown = run("render", WEB, "--env", "docker", "--env-dir", ENVS, "--show-secrets", env=env)
+    assert shown.exit_code == 0 and json.loads(shown.output)["env"]["DB_PASSWORD"] == SECRET
+
+
+def test_show_secrets_missing_variable_names_it() -> None:
+    result = run(
+        "render",
+        WEB,
+        "--env",
+        "docker",
+        "--env-dir",
+        ENVS,
+        "--show-secrets",
+        "-o",
+        "json",
+        env={"CART_DB_PASSWORD": ""},
+    )
+    assert result.exit_code == 2
+    assert "CART_DB_PASSWORD is not set" in json.loads(result.output)["problems"][0]["message"]
+
+
+def test_render_unknown_env_also_reports_app_problems(tmp_path: Path) -> None:
+    app = tmp_path / "app.yaml"
+    app.write_text("id: /a\nnetwrok: host\n")
+    result = run("render", str(app), "--env", "prdo", "-o", "json")
+    paths = sorted(p["path"] for p in json.loads(result.output)["problems"])
+    assert result.exit_code == 2 and paths == ["--env", "netwrok"]
+
+
+@pytest.mark.parametrize("command", ["validate", "render"])
+def test_help_has_an_example(command: str) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0 and "Examples:" in result.output and "deploykit " + command in result.output
