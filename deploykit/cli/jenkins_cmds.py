@@ -1,0 +1,181 @@
+"""`deploykit jenkins jenkinsfile|sync`: parse options, call deploykit.jenkins, print."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from deploykit.cli.common import handle_errors, output_options
+from deploykit.errors import Problem, ValidationError
+
+TOKEN_ENV = "JENKINS_API_TOKEN"
+
+
+def _pipeline_options(func):
+    opts = [
+        click.option("--approve", default="prod,production", show_default=True,
+                     help="Environments that wait for a manual `input` before their deploy."),
+        click.option("--submitter", default=None, help="Jenkins users/groups allowed to approve (comma-separated)."),
+        click.option("--build-env", default=None, help="Environment whose registry build/push use (default: first)."),
+        click.option("--build-timeout", type=int, default=30, show_default=True, help="Minutes for Build and Push."),
+        click.option("--deploy-timeout", type=int, default=30, show_default=True, help="Minutes per Deploy stage."),
+        click.option("--approval-timeout", type=int, default=24, show_default=True, help="Hours to wait for approval."),
+        click.option("--templates", "templates_dir", type=click.Path(file_okay=False), default=None,
+                     help="Folder with your own Jenkinsfile.j2 / jenkins-job.xml.j2 (default: the shipped ones)."),
+        click.option("--env-dir", type=click.Path(file_okay=False), envvar="DEPLOYKIT_ENV_DIR", default=None,
+                     help="Folder of Chef environment files."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _options(envs: str, approve: str, **kw):
+    from deploykit.jenkins.appinfo import parse_env_list
+    from deploykit.jenkins.pipeline import PipelineOptions
+
+    return PipelineOptions(
+        envs=tuple(parse_env_list(envs)),
+        approve=tuple(a.strip() for a in approve.split(",") if a.strip()),
+        submitter=kw.get("submitter"),
+        build_env=kw.get("build_env"),
+        build_timeout_minutes=kw["build_timeout"],
+        deploy_timeout_minutes=kw["deploy_timeout"],
+        approval_timeout_hours=kw["approval_timeout"],
+        app_path=kw.get("app_path"),
+        repo_url=kw.get("repo_url"),
+        branch=kw.get("branch") or "main",
+        regenerate="deploykit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "",
+    )
+
+
+@click.group("jenkins")
+def jenkins() -> None:
+    """Render Jenkinsfiles and keep Jenkins pipeline jobs in sync with app repos.
+
+    \b
+    Examples:
+      deploykit jenkins jenkinsfile app.yaml --env staging,prod -o Jenkinsfile
+      JENKINS_URL=https://ci.example.com JENKINS_USER=bot JENKINS_API_TOKEN=... \\
+        deploykit jenkins sync --env staging,prod --folder deploys --dry-run apps/
+    """
+
+
+@jenkins.command("jenkinsfile")
+@click.argument("app_file", type=click.Path(dir_okay=False))
+@click.option("--env", "envs", default="staging,prod", show_default=True,
+              help="Environments to deploy to, in order (comma-separated).")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Write here instead of stdout (e.g. Jenkinsfile at the repo root).")
+@click.option("--app-path", default=None, help="app.yaml path inside the workspace (default: relative to repo root).")
+@_pipeline_options
+@handle_errors("jenkins jenkinsfile")
+def jenkinsfile_cmd(app_file: str, envs: str, out_path: str | None, templates_dir: str | None, env_dir: str | None,
+                    approve: str, **kw) -> dict:
+    """Render a declarative Jenkinsfile: Build, Push, then Deploy <env> for each environment.
+
+    Prod-like environments wait for a manual input; every deploy runs inside lock(); credentials
+    are bound with withCredentials from ids given as build parameters (no secret is ever in the file).
+
+    \b
+    Example:
+      deploykit jenkins jenkinsfile examples/hello/app.yaml --env staging,prod -o Jenkinsfile
+    """
+    from deploykit.jenkins.service import render_for_app
+
+    options = _options(envs, approve, **kw)
+    base = Path(out_path).resolve().parent if out_path else None
+    facts, text = render_for_app(app_file, options, templates_dir=templates_dir, env_dir=env_dir, base=base)
+    if out_path:
+        _write(Path(out_path), text)
+        click.echo(f"wrote {out_path} ({facts.app_id}: {', '.join(options.envs)})", err=True)
+    else:
+        click.echo(text, nl=False)
+    return {"app": facts.app_id, "envs": list(options.envs), "path": out_path}
+
+
+@jenkins.command("sync")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--env", "envs", required=True, help="Environments the jobs deploy to, in order (comma-separated).")
+@click.option("--url", envvar="JENKINS_URL", default=None, help="Jenkins URL [env: JENKINS_URL].")
+@click.option("--user", envvar="JENKINS_USER", default=None, help="Jenkins user [env: JENKINS_USER].")
+@click.option("--token-env", default=TOKEN_ENV, show_default=True,
+              help="Variable holding the user's API token (never passed on the command line).")
+@click.option("--folder", default=None, help="Jenkins folder for the jobs (nested: a/b); created if missing.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--repo-url", default=None, help="Git URL the jobs check out (default: the app repo's origin).")
+@click.option("--branch", default="main", show_default=True, help="Branch the jobs build.")
+@click.option("--timeout", "http_timeout", type=float, default=10.0, show_default=True, help="HTTP timeout (s).")
+@_pipeline_options
+@output_options
+@handle_errors("jenkins sync")
+def sync_cmd(paths: tuple[str, ...], envs: str, url: str | None, user: str | None, token_env: str,
+             folder: str | None, dry_run: bool, templates_dir: str | None, env_dir: str | None, approve: str,
+             http_timeout: float, output: str, junit_path: str | None, **kw) -> dict:
+    """Create or update one pipeline job per app (app.yaml files, or folders searched for them).
+
+    Idempotent: a job whose config.xml is unchanged (after normalising what Jenkins rewrites)
+    is not touched. Prints a unified diff of every change; --dry-run changes nothing.
+
+    \b
+    Example:
+      deploykit jenkins sync --env staging,prod --folder shop --dry-run services/
+    """
+    from deploykit.jenkins.service import prepare_jobs, run_sync
+
+    token = os.environ.get(token_env) or None
+    _check_connection_options(url, user, token, token_env)
+    options = _options(envs, approve, **kw)
+    jobs = prepare_jobs(list(paths), options, folder=folder, templates_dir=templates_dir, env_dir=env_dir)
+
+    from deploykit.clients.jenkins import JenkinsClient
+
+    client = JenkinsClient(url, user=user, token=token, timeout=http_timeout)
+    report = run_sync(client, jobs, dry_run=dry_run, progress=lambda m: click.echo(m, err=True))
+    report["url"] = client.url
+    if output != "json":
+        _show(report)
+    return report
+
+
+def _check_connection_options(url: str | None, user: str | None, token: str | None, token_env: str) -> None:
+    problems = []
+    if not url:
+        problems.append(Problem(None, "--url", "no Jenkins URL", "pass --url or set JENKINS_URL"))
+    elif not url.startswith(("http://", "https://")):
+        problems.append(Problem(None, "--url", f"{url!r} is not an http(s) URL", "e.g. https://jenkins.example.com"))
+    if user and not token:
+        problems.append(Problem(None, token_env, f"JENKINS_USER is set but ${token_env} is empty",
+                                "create an API token at <jenkins>/me/configure and export it"))
+    if token and not user:
+        problems.append(Problem(None, "--user", f"${token_env} is set but no user", "set JENKINS_USER or --user"))
+    if problems:
+        raise ValidationError(problems)
+
+
+def _show(report: dict) -> None:
+    for job in report["jobs"]:
+        verb = {"create": "create", "update": "update", "unchanged": "unchanged"}[job["action"]]
+        prefix = "would " if report["dry_run"] and verb != "unchanged" else ""
+        click.echo(f"{prefix}{verb}: {job['job']}  (from {job['source']})")
+        for folder in job["folders"]:
+            click.echo(f"  {prefix}create folder {folder}")
+        if job["diff"]:
+            click.echo(job["diff"], nl=not job["diff"].endswith("\n"))
+    s = report["summary"]
+    tail = " (dry run: nothing changed)" if report["dry_run"] else ""
+    click.echo(f"{s['create']} to create, {s['update']} to update, {s['unchanged']} unchanged{tail}")
+
+
+def _write(path: Path, text: str) -> None:
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".Jenkinsfile-")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)

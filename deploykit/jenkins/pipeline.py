@@ -1,0 +1,266 @@
+"""The Jenkinsfile: a pure model built from AppFacts + options, rendered through templates/Jenkinsfile.j2.
+
+The model decides what the pipeline must contain (stages, credential bindings, locks,
+timeouts, approvals); the template only decides how it looks. The rendered text is
+parsed back (deploykit.jenkins.groovy) and checked, so an overridden template that
+drops a stage or interpolates secrets into `sh` is refused before it reaches Jenkins.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploykit import __version__
+from deploykit.errors import InternalError, Problem, ValidationError
+from deploykit.jenkins import groovy
+from deploykit.jenkins.appinfo import AppFacts, EnvCredentials
+from deploykit.jenkins.templating import render
+
+TEMPLATE = "Jenkinsfile.j2"
+RESULTS_DIR = "deploykit-results"
+DEFAULT_APPROVE = ("prod", "production")
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One Jenkins credential bound to the variable(s) deploykit reads; the id is a build parameter."""
+
+    kind: str  # "string" or "usernamePassword"
+    param: str  # build parameter that holds the credentials id
+    default_id: str
+    variables: tuple[str, ...]  # (variable,) or (username variable, password variable)
+    description: str
+
+
+@dataclass(frozen=True)
+class DeployStage:
+    env: str
+    approval: bool
+    lock_resource: str
+    bindings: tuple[Binding, ...]
+    command: str
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    envs: tuple[str, ...]
+    approve: tuple[str, ...] = DEFAULT_APPROVE  # environments that need a manual input first
+    submitter: str | None = None  # Jenkins users/groups allowed to approve (comma-separated)
+    build_env: str | None = None  # environment whose registry settings build/push use (default: first)
+    build_timeout_minutes: int = 30
+    deploy_timeout_minutes: int = 30
+    approval_timeout_hours: int = 24
+    app_path: str | None = None  # app.yaml path as seen from the workspace root
+    repo_url: str | None = None  # set by `sync`: the inline pipeline checks this repo out itself
+    branch: str = "main"
+    deploykit: str = "deploykit"  # command used in `sh` steps
+    regenerate: str = ""  # the command line that produced the file, shown in its header
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Everything Jenkinsfile.j2 sees (as `p`)."""
+
+    version: str
+    app_id: str
+    app_path: str
+    regenerate: str
+    results_dir: str
+    build_command: str
+    push_command: str
+    push_bindings: tuple[Binding, ...]
+    deploys: tuple[DeployStage, ...]
+    parameters: tuple[Binding, ...]
+    build_timeout_minutes: int
+    deploy_timeout_minutes: int
+    approval_timeout_hours: int
+    submitter: str | None
+    repo_url: str | None
+    branch: str
+    checkout_param: str = "GIT_CREDENTIALS_ID"
+    notify_param: str = "NOTIFY_WEBHOOK_CREDENTIALS_ID"
+    expected_stages: tuple[str, ...] = field(default=())
+
+
+def _var_id(var: str) -> str:
+    return var.lower().replace("_", "-")
+
+
+def _param(*parts: str) -> str:
+    return "_".join(p.upper().replace("-", "_") for p in parts) + "_CREDENTIALS_ID"
+
+
+def _string(param: str, default_id: str, var: str, what: str) -> Binding:
+    return Binding("string", param, default_id, (var,), f"Jenkins credentials id (secret text) for {what}")
+
+
+def env_bindings(facts: AppFacts, env: str) -> tuple[Binding, ...]:
+    """Credentials a deploy to `env` needs: Consul token, Marathon password, the app's secrets."""
+    creds = facts.credentials.get(env, EnvCredentials())
+    out: list[Binding] = []
+    if creds.consul_token_env:
+        var = creds.consul_token_env
+        out.append(_string(_param(env, var), f"{env}-{_var_id(var)}", var, f"${var} (Consul token, {env})"))
+    if creds.marathon_password_env:
+        var = creds.marathon_password_env
+        out.append(_string(_param(env, var), f"{env}-{_var_id(var)}", var, f"${var} (Marathon password, {env})"))
+    for var in facts.secret_vars.get(env, ()):
+        default = f"{facts.slug}-{env}-{_var_id(var)}"
+        out.append(_string(_param(env, var), default, var, f"${var} (secret of {facts.app_id}, {env})"))
+    return tuple(out)
+
+
+def registry_bindings(creds: EnvCredentials) -> tuple[Binding, ...]:
+    user, password = creds.registry_username_env, creds.registry_password_env
+    if user and password:
+        desc = f"Jenkins credentials id (username with password) for ${user} / ${password} (image registry)"
+        return (Binding("usernamePassword", _param(password), _var_id(password), (user, password), desc),)
+    if password:
+        return (_string(_param(password), _var_id(password), password, f"${password} (image registry)"),)
+    return ()
+
+
+def build_pipeline(facts: AppFacts, options: PipelineOptions) -> Pipeline:
+    """Pure: decide stages, commands and bindings. Raises ValidationError for bad options."""
+    problems: list[Problem] = []
+    envs = tuple(options.envs)
+    build_env = options.build_env or envs[0]
+    if build_env not in facts.credentials and facts.credentials:
+        problems.append(Problem(None, "--build-env", f"{build_env!r} is not one of --env {','.join(envs)}"))
+    for name, value in (("build", options.build_timeout_minutes), ("deploy", options.deploy_timeout_minutes)):
+        if not 1 <= value <= 24 * 60:
+            problems.append(Problem(None, f"--{name}-timeout", f"{value} minutes is out of range", "1..1440"))
+    if not 1 <= options.approval_timeout_hours <= 24 * 14:
+        problems.append(Problem(None, "--approval-timeout", "out of range", "1..336 hours"))
+    if problems:
+        raise ValidationError(problems)
+
+    dk = options.deploykit
+    app_path = options.app_path or facts.path.name
+    results = RESULTS_DIR
+    build_cmd = (
+        f'{dk} build "$DEPLOYKIT_APP" --env {build_env} --output json'
+        f' --junit "$DEPLOYKIT_RESULTS/build.xml" > "$DEPLOYKIT_RESULTS/build.json"'
+    )
+    push_cmd = (
+        f'{dk} build "$DEPLOYKIT_APP" --env {build_env} --push --build-record build.json --output json'
+        f' --junit "$DEPLOYKIT_RESULTS/push.xml" > "$DEPLOYKIT_RESULTS/push.json"'
+    )
+    deploys = []
+    for env in envs:
+        cmd = (
+            f'{dk} deploy "$DEPLOYKIT_APP" --env {env} --from-build build.json --output json'
+            f' --junit "$DEPLOYKIT_RESULTS/deploy-{env}.xml" > "$DEPLOYKIT_RESULTS/deploy-{env}.json"'
+        )
+        deploys.append(
+            DeployStage(
+                env=env,
+                approval=env in options.approve,
+                lock_resource=f"deploykit:{env}:{facts.app_id}",
+                bindings=env_bindings(facts, env),
+                command=cmd,
+            )
+        )
+    push = registry_bindings(facts.credentials.get(build_env, EnvCredentials()))
+    params: dict[str, Binding] = {}
+    for b in (*push, *(b for d in deploys for b in d.bindings)):
+        params.setdefault(b.param, b)
+    return Pipeline(
+        version=__version__,
+        app_id=facts.app_id,
+        app_path=app_path,
+        regenerate=options.regenerate,
+        results_dir=results,
+        build_command=build_cmd,
+        push_command=push_cmd,
+        push_bindings=push,
+        deploys=tuple(deploys),
+        parameters=tuple(params.values()),
+        build_timeout_minutes=options.build_timeout_minutes,
+        deploy_timeout_minutes=options.deploy_timeout_minutes,
+        approval_timeout_hours=options.approval_timeout_hours,
+        submitter=options.submitter,
+        repo_url=options.repo_url,
+        branch=options.branch,
+        expected_stages=expected_stages(envs, options.approve, checkout=bool(options.repo_url)),
+    )
+
+
+def expected_stages(envs: tuple[str, ...], approve: tuple[str, ...], checkout: bool = False) -> tuple[str, ...]:
+    names = ["Checkout"] if checkout else []
+    names += ["Build", "Push"]
+    for env in envs:
+        if env in approve:
+            names.append(f"Approve {env}")
+        names.append(f"Deploy {env}")
+    return tuple(names)
+
+
+def render_jenkinsfile(pipeline: Pipeline, templates_dir: str | Path | None = None) -> str:
+    """Render and check. A broken user template is a ValidationError; a broken shipped one is a bug."""
+    text = render(TEMPLATE, templates_dir, p=pipeline)
+    problems = check_jenkinsfile(text, pipeline)
+    if problems:
+        if templates_dir is None:
+            raise InternalError("; ".join(str(p) for p in problems))
+        raise ValidationError(problems)
+    return text
+
+
+def check_jenkinsfile(text: str, pipeline: Pipeline, file: str = "Jenkinsfile") -> list[Problem]:
+    """What Jenkins cannot tell us before a build runs: structure, stages, secret handling."""
+    try:
+        root = groovy.parse(text)
+    except groovy.GroovySyntaxError as exc:
+        return [Problem(file, "", str(exc), "check the template's braces and quotes", line=exc.line)]
+    problems: list[Problem] = []
+    pipelines = root.blocks("pipeline")
+    if len(pipelines) != 1:
+        return [Problem(file, "pipeline", f"expected one top-level pipeline block, found {len(pipelines)}")]
+    top = pipelines[0]
+    stages_block = top.block("stages")
+    if stages_block is None:
+        return [Problem(file, "pipeline.stages", "missing")]
+    stages = {s.strings[0] if s.strings else "": s for s in stages_block.blocks("stage")}
+    order = [s.strings[0] if s.strings else "" for s in stages_block.blocks("stage")]
+    missing = [s for s in pipeline.expected_stages if s not in stages]
+    problems += [Problem(file, f"stages.{s}", "stage is missing", line=top.line) for s in missing]
+    present = [s for s in order if s in pipeline.expected_stages]
+    wanted = [s for s in pipeline.expected_stages if s in stages]
+    if present != wanted:
+        problems.append(Problem(file, "stages", f"stages are out of order: {present}", f"expected {wanted}"))
+    for d in pipeline.deploys:
+        stage = stages.get(f"Deploy {d.env}")
+        if stage is None:
+            continue
+        locks = [n for n in stage.walk() if n.is_block and n.name == "lock"]
+        deploy_steps = [s for lk in locks for s in lk.steps("sh") if any("deploy" in x for x in s.strings)]
+        if not deploy_steps:
+            problems.append(Problem(file, f"stages.Deploy {d.env}", "the deploy `sh` step is not inside lock(...)"))
+    for step in top.steps("sh"):
+        if step.gstrings:
+            problems.append(
+                Problem(
+                    file,
+                    "sh",
+                    "a double-quoted Groovy string with $ is passed to sh",
+                    "use single quotes so the shell, not Groovy, expands variables (secrets stay masked)",
+                    line=step.line,
+                )
+            )
+    for node in top.walk():
+        if node.name == "withCredentials":
+            for value in re.findall(r"credentialsId : (\S+)", node.head):
+                if value != "params":
+                    problems.append(
+                        Problem(
+                            file,
+                            "withCredentials",
+                            f"credentialsId is {value}, not a build parameter",
+                            "bind credentials by an id taken from params.* so each Jenkins can map its own",
+                            line=node.line,
+                        )
+                    )
+    return problems
