@@ -1,0 +1,65 @@
+"""`python -m deploykit.devcluster --marathon-port P --consul-port Q --state-dir D [--zk URL]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from deploykit.devcluster.server import Config, DevclusterNode
+
+
+def _duration(text: str) -> float:
+    """`10`, `10s`, `500ms`, `1m` -> seconds."""
+    t = text.strip().lower()
+    for suffix, mult in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if t.endswith(suffix):
+            return float(t[: -len(suffix)]) * mult
+    return float(t)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m deploykit.devcluster",
+                                description="Local Marathon- and Consul-compatible server.")
+    p.add_argument("--marathon-port", type=int, default=8080)
+    p.add_argument("--consul-port", type=int, default=8500, help="0 = do not serve the Consul API")
+    p.add_argument("--state-dir", type=Path, default=Path(".deploykit/devcluster"))
+    p.add_argument("--zk", default=None, help="zk://host:port/marathon: take part in leader election")
+    p.add_argument("--hostname", default="127.0.0.1", help="advertised host (leader address, X-Marathon-Leader)")
+    p.add_argument("--bind", default="127.0.0.1")
+    p.add_argument("--event-heartbeat", type=_duration, default=10.0, help="SSE heartbeat interval (10s)")
+    p.add_argument("--task-port-range", default="31000-32000", help="host ports for tasks, LOW-HIGH")
+    p.add_argument("--max-body", type=int, default=1024 * 1024, help="largest request body in bytes")
+    p.add_argument("--deployment-start-delay", type=_duration, default=0.0,
+                   help="delay before a deployment's first step (to reproduce client races)")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kazoo").setLevel(logging.WARNING)
+    low, high = (int(x) for x in args.task_port_range.split("-"))
+    cfg = Config(marathon_port=args.marathon_port, consul_port=args.consul_port or None, state_dir=args.state_dir,
+                 zk=args.zk, hostname=args.hostname, bind=args.bind, event_heartbeat=args.event_heartbeat,
+                 port_range=(low, high), max_body=args.max_body, deployment_start_delay=args.deployment_start_delay)
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)  # only record; run() acts
+        await DevclusterNode(cfg).run(stop)
+
+    asyncio.run(_main())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Small helpers: Marathon timestamps, ids, atomic file writes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+def iso_ms(ts: float | None = None) -> str:
+    """Marathon's timestamp format: ISO-8601 UTC with milliseconds."""
+    dt = datetime.fromtimestamp(time.time() if ts is None else ts, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+class VersionClock:
+    """Hands out strictly increasing version timestamps (two PUTs in one ms must differ)."""
+
+    def __init__(self) -> None:
+        self._last_ms = 0
+
+    def next(self) -> str:
+        ms = max(int(time.time() * 1000), self._last_ms + 1)
+        self._last_ms = ms
+        return iso_ms(ms / 1000)
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def app_id_slug(app_id: str) -> str:
+    """`/shop/cart` -> `shop_cart`, the prefix Marathon 1.10 puts on instance ids."""
+    return app_id.strip("/").replace("/", "_")
+
+
+def instance_id_for(app_id: str) -> str:
+    return f"{app_id_slug(app_id)}.instance-{new_uuid()}"
+
+
+def atomic_write_json(path: Path, doc: Any) -> None:
+    """Write-then-rename so a crash never leaves a half-written state file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,212 @@
+"""The devcluster (`python -m deploykit.devcluster`) as a real subprocess on free ports.
+
+`devcluster` gives one started instance; `devcluster_factory(**kw)` makes more (e.g. two
+on one ZooKeeper for failover, sharing a state dir). Each instance has its own temp state
+dir (unless given one), log file and an env dir whose `local.json` points deploykit at it:
+`deploykit deploy app.yaml --env local --env-dir <dc.env_dir>`. Everything is killed at
+teardown, tasks included (the server's reaper kills them even after a SIGKILL, and the
+fixture double-checks the task process groups it recorded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.common import free_port, port_open, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _get_json(url: str, timeout: float = 5.0) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+class Devcluster:
+    """A devcluster process: `.marathon_url`, `.consul_url`, `.state_dir`, `.env_dir`, `.log_path`."""
+
+    def __init__(self, workdir: Path, *, state_dir: Path | None = None, zk: str | None = None,
+                 heartbeat: str = "1s", extra_args: list[str] | None = None, consul: bool = True) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.marathon_port = free_port()
+        self.consul_port = free_port() if consul else 0
+        self.state_dir = state_dir or workdir / "state"
+        self.zk = zk
+        self.heartbeat = heartbeat
+        self.extra_args = list(extra_args or [])
+        self.log_path = workdir / f"devcluster-{self.marathon_port}.log"
+        self.env_dir = workdir / "env"
+        self.proc: subprocess.Popen | None = None
+        self._write_env()
+
+    @property
+    def marathon_url(self) -> str:
+        return f"http://127.0.0.1:{self.marathon_port}"
+
+    @property
+    def consul_url(self) -> str:
+        return f"http://127.0.0.1:{self.consul_port}"
+
+    @property
+    def ident(self) -> str:
+        return f"127.0.0.1:{self.marathon_port}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "marathon" / "run" / str(self.marathon_port)
+
+    def _write_env(self) -> None:
+        """local.json from chef_attrs with this instance's endpoints."""
+        src = REPO_ROOT / "chef_attrs" / "local.json"
+        doc = json.loads(src.read_text()) if src.exists() else {
+            "name": "local", "json_class": "Chef::Environment", "chef_type": "environment",
+            "default_attributes": {"deploykit": {}}, "override_attributes": {},
+        }
+        doc = copy.deepcopy(doc)
+        dk = doc.setdefault("default_attributes", {}).setdefault("deploykit", {})
+        dk.setdefault("marathon", {})["urls"] = [self.marathon_url]
+        if self.zk:
+            dk["marathon"]["zk"] = self.zk
+        if self.consul_port:
+            dk.setdefault("consul", {})["url"] = self.consul_url
+        self.env_dir.mkdir(parents=True, exist_ok=True)
+        (self.env_dir / "local.json").write_text(json.dumps(doc, indent=2))
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "deploykit.devcluster", "--marathon-port", str(self.marathon_port),
+               "--consul-port", str(self.consul_port), "--state-dir", str(self.state_dir),
+               "--event-heartbeat", self.heartbeat, "--log-level", "DEBUG", *self.extra_args]
+        if self.zk:
+            cmd += ["--zk", self.zk]
+        return cmd
+
+    def start(self, wait_leader: bool | None = None, timeout: float = 30) -> Devcluster:
+        """Start the process; wait until it serves (and, without --zk, until it leads)."""
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True, cwd=REPO_ROOT)
+        wait_until(lambda: self._alive() and port_open(self.marathon_port), timeout, "devcluster Marathon port")
+        if self.consul_port:
+            wait_until(lambda: port_open(self.consul_port), timeout, "devcluster Consul port")
+        if wait_leader if wait_leader is not None else not self.zk:
+            self.wait_leader(timeout)
+        return self
+
+    def _alive(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"devcluster exited; log:\n{self.log_tail()}")
+        return True
+
+    def is_leader(self) -> bool:
+        """True when this instance is the elected Marathon leader."""
+        try:
+            return _get_json(f"{self.marathon_url}/v2/leader", timeout=3).get("leader") == self.ident
+        except (OSError, urllib.error.URLError, ValueError):
+            return False
+
+    def wait_leader(self, timeout: float = 30) -> None:
+        wait_until(lambda: self._alive() and self.is_leader(), timeout, f"devcluster {self.ident} as leader")
+
+    def get(self, path: str) -> dict:
+        return _get_json(self.marathon_url + path)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "<no log>"
+
+    def _recorded_task_groups(self) -> list[int]:
+        out = []
+        for f in self.run_dir.glob("*.pgid") if self.run_dir.is_dir() else []:
+            with contextlib.suppress(OSError, ValueError):
+                out.append(int(f.read_text()))
+        return out
+
+    def _kill_groups(self, pgids: list[int]) -> None:
+        for pgid in pgids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM: the server stops its tasks and leaves ZooKeeper; SIGKILL if it hangs."""
+        if self.proc is None:
+            return
+        groups = self._recorded_task_groups()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._kill_groups(groups)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash). Its reaper kills the tasks; we make sure of it."""
+        if self.proc is None:
+            return
+        groups = self._recorded_task_groups()
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_group_alive(g) for g in groups):
+            time.sleep(0.05)
+        self._kill_groups(groups)
+        self.proc = None
+
+    def restart(self) -> Devcluster:
+        self.stop()
+        return self.start()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@pytest.fixture
+def devcluster_factory() -> Iterator:
+    """make(**kw) -> a started Devcluster; all are stopped at teardown."""
+    made: list[Devcluster] = []
+    with tempfile.TemporaryDirectory(prefix="dk-dc-") as tmp:
+        def make(*, start: bool = True, **kw) -> Devcluster:
+            dc = Devcluster(Path(tmp) / f"dc{len(made)}", **kw)
+            made.append(dc)
+            if start:
+                dc.start()
+            return dc
+
+        try:
+            yield make
+        finally:
+            for dc in made:
+                dc.stop()
+
+
+@pytest.fixture
+def devcluster(devcluster_factory) -> Devcluster:
+    """One started devcluster (no ZooKeeper), leader of itself."""
+    return devcluster_factory()
