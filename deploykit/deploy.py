@@ -362,7 +362,7 @@ def deploy(
     """Run `deploykit deploy`; returns the report, or raises an error carrying it."""
     progress = progress or (lambda _phase, _info: None)
     prep = prepare(opts, environ)
-    run = Run("deploy", prep.app_id, prep.environment.name)
+    run = Run("deploy", prep.app_id, prep.environment.name, started=time.monotonic() - prep.validate_seconds)
     run.timing("validate_seconds", prep.validate_seconds)
     run.report.update(
         {

@@ -61,16 +61,35 @@ MARATHON_DEFAULTS: dict[str, Any] = {
 # someone else, or from a newer commit that changed nothing here, is still "no change".
 IGNORED_PATHS = frozenset({"labels.DEPLOYKIT_DEPLOYED_BY", "labels.DEPLOYKIT_GIT_SHA"})
 
-# Defaults inside list items (health checks, port definitions...), keyed by field name.
-NESTED_DEFAULTS: dict[str, Any] = {
-    "protocol": ("HTTP", "tcp", "MESOS_HTTP"),
-    "ipProtocol": "IPv4",
-    "delaySeconds": 15,
-    "ignoreHttp1xx": False,
-    "labels": {},
-    "httpStatusCodesForReady": [200],
-    "preserveLastResponse": False,
+# Defaults Marathon fills in inside nested objects, per top-level field (RAML types).
+NESTED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "healthChecks": {
+        "protocol": "HTTP",
+        "ipProtocol": "IPv4",
+        "delaySeconds": 15,
+        "gracePeriodSeconds": 300,
+        "intervalSeconds": 60,
+        "timeoutSeconds": 20,
+        "maxConsecutiveFailures": 3,
+        "ignoreHttp1xx": False,
+        "path": "/",
+        "portIndex": 0,
+    },
+    "readinessChecks": {
+        "name": "readinessCheck",
+        "protocol": "HTTP",
+        "path": "/",
+        "intervalSeconds": 30,
+        "timeoutSeconds": 10,
+        "httpStatusCodesForReady": [200],
+        "preserveLastResponse": False,
+    },
+    "fetch": {"executable": False, "extract": True, "cache": False},
+    "portDefinitions": {"protocol": "tcp", "labels": {}},
+    "container": {"type": "DOCKER", "volumes": [], "portMappings": []},
+    "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0},
 }
+_ANY_LEVEL_DEFAULTS: dict[str, Any] = {"labels": {}, "protocol": "tcp", "hostPort": 0, "servicePort": 0}
 
 
 @dataclass(frozen=True)
@@ -186,17 +205,16 @@ def definition(app: dict) -> dict:
     return {k: v for k, v in app.items() if k not in SERVER_FIELDS}
 
 
-def _is_default(key: str, value: Any, top: bool) -> bool:
-    if value in (None, [], {}, ""):
+def _is_default(key: str, value: Any, root: str | None) -> bool:
+    """Is `value` what Marathon fills in for `key` (inside top-level field `root`, None at the top)?"""
+    if value is None or (not isinstance(value, bool) and value in ([], {}, "")):
         return True
-    if top and key in MARATHON_DEFAULTS:
-        return _equal(MARATHON_DEFAULTS[key], value)
-    if not top and key in NESTED_DEFAULTS:
-        default = NESTED_DEFAULTS[key]
-        if isinstance(default, tuple):
-            return value in default
-        return _equal(default, value)
-    return False
+    if root is None:
+        return key in MARATHON_DEFAULTS and _equal(MARATHON_DEFAULTS[key], value)
+    nested = NESTED_DEFAULTS.get(root, {})
+    if key in nested:
+        return _equal(nested[key], value)
+    return key in _ANY_LEVEL_DEFAULTS and _equal(_ANY_LEVEL_DEFAULTS[key], value)
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -208,7 +226,7 @@ def _equal(a: Any, b: Any) -> bool:
     return a == b
 
 
-def diff(desired: Any, current: Any, path: str = "", *, top: bool = True) -> list[Change]:
+def diff(desired: Any, current: Any, path: str = "", *, root: str | None = None) -> list[Change]:
     """Leaf-level differences from `current` to `desired`, with Marathon's defaults as noise."""
     if isinstance(desired, dict) and isinstance(current, dict):
         changes: list[Change] = []
@@ -217,11 +235,11 @@ def diff(desired: Any, current: Any, path: str = "", *, top: bool = True) -> lis
             if key not in current:
                 changes.append(Change(sub, "add", None, desired[key]))
             else:
-                changes.extend(diff(desired[key], current[key], sub, top=False))
+                changes.extend(diff(desired[key], current[key], sub, root=root if path else key))
         for key in current:
             if key in desired:
                 continue
-            if _is_default(key, current[key], top and path == ""):
+            if _is_default(key, current[key], root if path else None):
                 continue
             sub = f"{path}.{key}" if path else key
             changes.append(Change(sub, "remove", current[key], None))
@@ -231,7 +249,7 @@ def diff(desired: Any, current: Any, path: str = "", *, top: bool = True) -> lis
         for i, item in enumerate(desired):
             sub = f"{path}[{i}]"
             if i < len(current):
-                changes.extend(diff(item, current[i], sub, top=False))
+                changes.extend(diff(item, current[i], sub, root=root))
             else:
                 changes.append(Change(sub, "add", None, item))
         for i in range(len(desired), len(current)):

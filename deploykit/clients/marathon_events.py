@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import queue
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -118,9 +119,9 @@ class EventStream:
         with self._lock:
             resp = self._resp
         if resp is not None:
-            # closing a socket another thread is reading may raise; it is closed anyway
-            with contextlib.suppress(Exception):
-                resp.close()
+            # Closing the response would block on the reader thread's buffer lock until the
+            # next heartbeat; shutting the socket down makes the blocked read return at once.
+            _shutdown_socket(resp)
 
     @property
     def stopped(self) -> bool:
@@ -228,4 +229,19 @@ class EventStream:
         finally:
             with self._lock:
                 self._resp = None
+            resp.close()
+
+
+def _shutdown_socket(resp: requests.Response) -> None:
+    sock = None
+    with contextlib.suppress(Exception):
+        sock = resp.raw._connection.sock  # urllib3 2.x
+    if sock is None:
+        with contextlib.suppress(Exception):
+            sock = resp.raw._fp.fp.raw._sock  # http.client response over socket.SocketIO
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    else:
+        with contextlib.suppress(Exception):
             resp.close()

@@ -190,9 +190,12 @@ def test_event_stream_follows_302_reconnects_on_silence_and_stops(canned):
         leader.routes["GET /v2/events"] = sse_route([{"eventType": "deployment_success", "id": "d1"}], 1.5)
         es = EventStream(lambda: [canned.url], event_types=["deployment_success"],
                          heartbeat_interval=0.25, silence_factor=2, backoff_initial=0.05)
-        _, q = es.start_thread()
+        thread, q = es.start_thread()
         got = [q.get(timeout=5) for _ in range(4)]
+        t0 = time.monotonic()
         es.stop()
+        thread.join(2)
+        assert not thread.is_alive() and time.monotonic() - t0 < 0.5  # stop does not wait for a heartbeat
         assert got[0] == Connected(leader.url, False)
         assert got[1] == Event("deployment_success", {"eventType": "deployment_success", "id": "d1"})
         assert got[2] == Connected(leader.url, True)  # silence past 2 heartbeats -> reconnected

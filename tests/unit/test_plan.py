@@ -66,6 +66,7 @@ def test_same_app_with_server_noise_is_unchanged():
 
 def test_server_only_non_default_value_is_a_removal():
     current = live(DESIRED)
+    current["healthChecks"][0]["intervalSeconds"] = 7  # 60 would be Marathon's default: no change
     plan = make_plan(DESIRED, current)
     assert [(c.path, c.op) for c in plan.changes] == [("healthChecks[0].intervalSeconds", "remove")]
 
@@ -134,6 +135,18 @@ def test_config_plan_lines_and_dict():
     assert plan.unchanged  # the app JSON did not change; the tree is (re)written on its own
     assert "+ config config/shop/cart/abc (new, 2 key(s))" in plan.lines()
     assert plan.to_dict()["config"]["keys"] == ["a", "b"]
+
+
+def test_fetch_and_readiness_defaults_are_not_changes():
+    want = {**copy.deepcopy(DESIRED), "fetch": [{"uri": "file:///x/server.py"}],
+            "readinessChecks": [{"path": "/ready", "portName": "http"}]}
+    current = live(want)
+    current["fetch"] = [{"uri": "file:///x/server.py", "executable": False, "extract": True, "cache": False}]
+    current["readinessChecks"][0].update({"name": "readinessCheck", "protocol": "HTTP", "intervalSeconds": 30,
+                                          "timeoutSeconds": 10, "httpStatusCodesForReady": [200]})
+    assert make_plan(want, current).changes == []
+    current["readinessChecks"][0]["intervalSeconds"] = 60  # health's default, not readiness's
+    assert [c.path for c in make_plan(want, current).changes] == ["readinessChecks[0].intervalSeconds"]
 
 
 def test_provenance_labels_alone_are_no_change():
