@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from pathlib import Path
 
 import click
@@ -49,8 +48,23 @@ def _options(envs: str, approve: str, **kw):
         app_path=kw.get("app_path"),
         repo_url=kw.get("repo_url"),
         branch=kw.get("branch") or "main",
-        regenerate="deploykit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "",
+        regenerate=_command_line(),
     )
+
+
+def _command_line() -> str:
+    """The command as typed, minus defaults (shown in the Jenkinsfile header so it can be regenerated)."""
+    ctx = click.get_current_context()
+    words = ctx.command_path.split()
+    words[0] = "deploykit"
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            words += [shlex.quote(str(v)) for v in (value if isinstance(value, tuple) else (value,))]
+        elif value not in (None, False, param.default) and param.name not in ("output", "junit_path"):
+            flag = max(param.opts, key=len)
+            words += [flag] if value is True else [flag, shlex.quote(str(value))]
+    return " ".join(words)
 
 
 @click.group("jenkins")
