@@ -60,8 +60,20 @@ def console(stderr: bool = False):
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    is_tty = stream.isatty() and not os.environ.get("NO_COLOR")
+    is_tty = stream.isatty() and not os.environ.get("NO_COLOR") and not in_ci()
     return Console(file=stream, force_terminal=is_tty, no_color=not is_tty, highlight=False, soft_wrap=True)
+
+
+def in_ci(environ: Any = None) -> bool:
+    """True in a CI job (CI=true, or Jenkins' BUILD_URL + JOB_NAME): plain lines, no live display, never a prompt.
+
+    Some agents give builds a pseudo-terminal, so isatty() alone would turn on spinners and colour codes
+    that end up as noise in the Jenkins log.
+    """
+    env = os.environ if environ is None else environ
+    if str(env.get("CI", "")).lower() in ("1", "true", "yes"):
+        return True
+    return bool(env.get("BUILD_URL") and env.get("JOB_NAME"))
 
 
 def print_json(doc: Any) -> None:
