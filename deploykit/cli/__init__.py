@@ -13,22 +13,9 @@ import click
 
 from deploykit import __version__
 
-# name -> (module, attribute, one-line help shown by `deploykit --help` without importing)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "validate": ("deploykit.cli.spec_cmds", "validate", "Check app.yaml files and their environment."),
-    "render": ("deploykit.cli.spec_cmds", "render", "Print the Marathon app JSON for an environment."),
-    "build": ("deploykit.cli.image_cmds", "build", "Build the app's image, tagged from git."),
-    "push": ("deploykit.cli.image_cmds", "push", "Push the built image and pin its digest."),
-    "config": ("deploykit.cli.config_cmds", "config", "Read, write and watch Consul KV config."),
-    "deploy": ("deploykit.cli.deploy_cmds", "deploy", "Deploy an app: lock, config, Marathon, wait, roll back."),
-    "diff": ("deploykit.cli.deploy_cmds", "diff", "Show what a deploy would change; touch nothing."),
-    "status": ("deploykit.cli.deploy_cmds", "status", "Show an app's versions, instances and deployments."),
-    "history": ("deploykit.cli.deploy_cmds", "history", "List an app's deployed versions."),
-    "rollback": ("deploykit.cli.deploy_cmds", "rollback", "Return an app to an earlier version."),
-    "lb": ("deploykit.cli.lb_cmds", "lb", "HAProxy sync daemon and offline config render."),
-    "local": ("deploykit.cli.local_cmds", "local", "Run the local devcluster (Marathon + Consul)."),
-    "jenkins": ("deploykit.cli.jenkins_cmds", "jenkins", "Render Jenkinsfiles and sync Jenkins jobs."),
-}
+# The command table and root help live in the click-free deploykit.commands, so the console
+# script (deploykit.launcher) can answer `deploykit --help` without importing click.
+from deploykit.commands import COMMANDS, MAIN_HELP  # COMMANDS is re-exported
 
 
 class LazyGroup(click.Group):
@@ -62,15 +49,9 @@ class LazyGroup(click.Group):
 
 @click.group(
     cls=LazyGroup,
+    help=MAIN_HELP,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="deploykit")
 def main() -> None:
-    """deploykit: build, deploy and route Docker apps on Mesos/Marathon.
-
-    \b
-    Examples:
-      deploykit local up --detach
-      deploykit validate examples/hello/app.yaml --env local
-      deploykit deploy examples/hello/app.yaml --env local --output json
-    """
+    """The root group; its help text is deploykit.commands.MAIN_HELP."""

@@ -1,0 +1,61 @@
+"""CLI start-up: `deploykit --help` against `python -c pass` (issue 3 target: at most 4x).
+
+Runs both commands alternately N times (alternating spreads machine noise evenly) and
+reports min and median wall time of each, and the ratio of medians.
+
+    .venv/bin/python bench/cli_startup.py [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    python = str(Path(sys.executable))
+    deploykit = str(Path(sys.executable).parent / "deploykit")
+    commands = {
+        "python -c pass": [python, "-c", "pass"],
+        "deploykit --help": [deploykit, "--help"],
+        "deploykit render --help": [deploykit, "render", "--help"],
+    }
+    for cmd in commands.values():  # warm the page cache
+        timed(cmd)
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(args.runs):
+        for name, cmd in commands.items():
+            samples[name].append(timed(cmd))
+    base = statistics.median(samples["python -c pass"])
+    result = {}
+    for name, values in samples.items():
+        med = statistics.median(values)
+        result[name] = {
+            "min_ms": round(min(values) * 1000, 1),
+            "median_ms": round(med * 1000, 1),
+            "ratio_vs_python": round(med / base, 2),
+        }
+        print(f"{name:26s} min {min(values) * 1000:7.1f} ms  median {med * 1000:7.1f} ms  {med / base:5.2f}x")
+    ratio = result["deploykit --help"]["ratio_vs_python"]
+    print(f"target <= 4x: {'met' if ratio <= 4 else 'MISSED'} ({ratio}x)")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
