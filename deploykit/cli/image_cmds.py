@@ -63,13 +63,13 @@ def _make_backend(backend: str, runner, storage_driver: str, root: str | None, r
     return make_backend(backend, runner, storage_driver=storage_driver or None, root=root, runroot=runroot)
 
 
-def _push(plan, settings, backend_obj, immutable_tags: bool, record_path: str, output: str) -> dict:
+def _push(plan, settings, backend_obj, immutable_tags: bool, record_path: str, output: str, built=None) -> dict:
     from deploykit.clients.registry import RegistryClient
     from deploykit.image.pipeline import push_image
 
     client = RegistryClient(settings.host, insecure=settings.insecure, credentials=settings.credentials)
     result = push_image(plan, backend_obj, client, credentials=settings.credentials, insecure=settings.insecure,
-                        immutable_tags=immutable_tags, record_path=record_path)
+                        immutable_tags=immutable_tags, record_path=record_path, built=built)
     _warn(result.warnings)
     if output == "text":
         console().print(f"pushed [bold]{result.record.pinned}[/] (tags: {', '.join(result.record.tags)})")
@@ -116,7 +116,7 @@ def build(app, env_name, env_dir, image, tags, allow_dirty, quiet, build_args, t
         console().print(f"built {', '.join(result.refs)} ({result.image_id[:19]}) with {backend_obj.name}")
     doc = {"backend": backend_obj.name, **plan.to_dict(), **result.to_dict()}
     if do_push:
-        doc["push"] = _push(plan, settings, backend_obj, immutable_tags, record_path, output)
+        doc["push"] = _push(plan, settings, backend_obj, immutable_tags, record_path, output, built=result.info)
     return doc
 
 

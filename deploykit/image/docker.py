@@ -43,7 +43,7 @@ class DockerBackend(Backend):
             iidfile = str(Path(tmp) / "iid")
             self.runner.run(self.build_argv(spec, iidfile), what="image build", timeout=spec.timeout, stream=True)
             image_id = normalize_id(Path(iidfile).read_text())
-        return self.inspect(image_id) or ImageInfo(image_id, dict(spec.labels))
+        return ImageInfo(image_id, dict(spec.labels))
 
     def tag(self, source: str, targets: list[str]) -> None:
         for target in targets:

@@ -164,6 +164,11 @@ class BuildResult:
     image_id: str
     refs: list[str]
     seconds: float
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def info(self) -> ImageInfo:
+        return ImageInfo(self.image_id, dict(self.labels))
 
     def to_dict(self) -> dict:
         return {"image_id": self.image_id, "refs": self.refs, "build_seconds": round(self.seconds, 3)}
@@ -175,7 +180,7 @@ def build_image(plan: BuildPlan, backend: Backend) -> BuildResult:
     spec = BuildSpec(context=plan.context, dockerfile=plan.dockerfile, refs=plan.refs, build_args=plan.build_args,
                      target=plan.target, labels=plan.labels, no_cache=plan.no_cache, timeout=plan.timeout)
     info = backend.build(spec)
-    return BuildResult(info.id, plan.refs, time.monotonic() - start)
+    return BuildResult(info.id, plan.refs, time.monotonic() - start, dict(info.labels))
 
 
 @dataclass(frozen=True)
@@ -202,16 +207,24 @@ def push_image(
     record_path: str | Path | None = "build.json",
     environ: Mapping[str, str] | None = None,
     push_timeout: float = 900.0,
+    built: ImageInfo | None = None,
 ) -> PushResult:
-    """Push every tag of an already built plan, pin the registry's digest, write the build record."""
+    """Push every tag of an already built plan, pin the registry's digest, write the build record.
+
+    `built` is the image `build_image` just made (all refs tagged by the build): given, the local
+    lookup and re-tagging are skipped. Without it (`deploykit push` alone) the sha tag must exist
+    locally and the other tags are pointed at it.
+    """
     environ = os.environ if environ is None else environ
     start = time.monotonic()
     repo, refs = plan.image, plan.refs
-    local = backend.inspect(refs[0])
+    local = built
     if local is None:
-        raise ValidationError([Problem(None, "image", f"{refs[0]} is not built on this machine",
-                                       "run `deploykit build` first (or `deploykit build --push`)")])
-    backend.tag(refs[0], refs[1:])  # the sha tag defines the image; other tags follow it
+        local = backend.inspect(refs[0])
+        if local is None:
+            raise ValidationError([Problem(None, "image", f"{refs[0]} is not built on this machine",
+                                           "run `deploykit build` first (or `deploykit build --push`)")])
+        backend.tag(refs[0], refs[1:])  # the sha tag defines the image; other tags follow it
     registry.ping()  # unreachable / auth refused: fail before pushing anything
     if immutable_tags:
         _check_immutable(registry, repo, plan.tags, local)
