@@ -9,6 +9,7 @@ through the `groovy` filter, which makes a single-quoted (non-interpolating) lit
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jinja2
@@ -25,13 +26,19 @@ def groovy_string(value: object) -> str:
 
 
 def template_env(user_dir: str | Path | None = None) -> jinja2.Environment:
+    """One environment per templates folder: Jinja then compiles each template once per process
+    (a sync of many apps renders the same two templates over and over), and still notices edits."""
+    if user_dir is not None and not Path(user_dir).is_dir():
+        raise ValidationError([Problem(str(user_dir), "--templates", "is not a directory")])
+    return _cached_env(str(Path(user_dir).resolve()) if user_dir is not None else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_env(user_dir: str | None) -> jinja2.Environment:
     builtin = str(data_dir("templates"))
     loaders: list[jinja2.BaseLoader] = []
     if user_dir is not None:
-        path = Path(user_dir)
-        if not path.is_dir():
-            raise ValidationError([Problem(str(path), "--templates", "is not a directory")])
-        loaders.append(jinja2.FileSystemLoader(str(path)))
+        loaders.append(jinja2.FileSystemLoader(user_dir))
     loaders.append(jinja2.PrefixLoader({"deploykit": jinja2.FileSystemLoader(builtin)}))
     loaders.append(jinja2.FileSystemLoader(builtin))
     env = jinja2.Environment(
