@@ -10,6 +10,7 @@ Names follow deploykit.labels (the renderer writes them, this module reads them)
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -105,7 +106,7 @@ def _show(value: str) -> str:
 def _clean(key: str, value: object) -> str:
     if not isinstance(value, str):
         raise LabelError(f"label {key}: value must be a string, got {type(value).__name__}")
-    if _BAD_CHARS.search(value):
+    if _BAD_CHARS.search(value) is not None:
         what = "'#'" if "#" in value else "a control character (newline, tab, ...)"
         raise LabelError(f"label {key}: value {_show(value)} contains {what}")
     return value.strip()
@@ -198,8 +199,29 @@ def _check_setting(fields: dict, key: str, name: str, value: str) -> None:
         fields["fall"] = _int(key, value, 1, 100)
 
 
+@functools.lru_cache(maxsize=2048)
+def _classify(key: str) -> tuple[str, int, str] | None:
+    """("group"|"port"|"check"|"ignore", port index, setting or reason) for a label name; None if not ours.
+
+    Label names repeat across thousands of apps, so this is memoised; values are checked every time.
+    """
+    if key.startswith("HAPROXY_"):
+        if key == HAPROXY_GROUP:
+            return ("group", 0, "")
+        m = _HAPROXY_INDEXED.match(key)
+        if m is None or m.group(2) not in KNOWN_PORT_KEYS:
+            return ("ignore", 0, "raw HAProxy settings in labels are never applied")
+        return ("port", int(m.group(1)), m.group(2))
+    if key.startswith("DEPLOYKIT_") and "_CHECK_" in key:
+        m = _DEPLOYKIT_CHECK.match(key)
+        if m is None or m.group(2) not in KNOWN_CHECK_KEYS:
+            return ("ignore", 0, "unknown deploykit check label")
+        return ("check", int(m.group(1)), m.group(2))
+    return None
+
+
 def parse_labels(labels: dict | None) -> AppLabels:
-    """Validate and type an app's labels. Raises LabelError naming the first bad label.
+    """Validate and type an app's labels. Raises LabelError naming the first bad label (in name order).
 
     Labels that are not deploykit's or marathon-lb's routing labels are left alone; raw
     snippet labels and labels for keys we do not know are listed in `ignored`.
@@ -212,26 +234,26 @@ def parse_labels(labels: dict | None) -> AppLabels:
     port_fields: dict[int, dict] = {}
     check_fields: dict[int, dict] = {}
     ignored: list[tuple[str, str]] = []
-    for key in sorted(labels):
-        if key.startswith("HAPROXY_"):
-            if key == HAPROXY_GROUP:
-                groups = _groups(_clean(key, labels[key]))
-                continue
-            m = _HAPROXY_INDEXED.match(key)
-            if m is None or m.group(2) not in KNOWN_PORT_KEYS:
-                ignored.append((key, "raw HAProxy settings in labels are never applied"))
-                continue
-            value = _clean(key, labels[key])
-            _port_setting(port_fields.setdefault(int(m.group(1)), {}), key, m.group(2), value)
-        elif key.startswith("DEPLOYKIT_") and "_CHECK_" in key:
-            m = _DEPLOYKIT_CHECK.match(key)
-            if m is None or m.group(2) not in KNOWN_CHECK_KEYS:
-                ignored.append((key, "unknown deploykit check label"))
-                continue
-            value = _clean(key, labels[key])
-            _check_setting(check_fields.setdefault(int(m.group(1)), {}), key, m.group(2), value)
+    mine = []
+    for key in labels:
+        kind = _classify(key) if isinstance(key, str) else None
+        if kind is not None:
+            mine.append((key, kind))
+    if len(mine) > 1:
+        mine.sort()  # the first bad label by name is reported, whatever Marathon's order
+    for key, (kind, index, name) in mine:
+        if kind == "ignore":
+            ignored.append((key, name))
+            continue
+        value = _clean(key, labels[key])
+        if kind == "port":
+            _port_setting(port_fields.setdefault(index, {}), key, name, value)
+        elif kind == "check":
+            _check_setting(check_fields.setdefault(index, {}), key, name, value)
+        else:
+            groups = _groups(value)
     ports: dict[int, PortLabels] = {}
-    for index in sorted(set(port_fields) | set(check_fields)):
+    for index in sorted(port_fields.keys() | check_fields.keys()):
         fields = port_fields.get(index, {})
         if index in check_fields:
             fields["check"] = CheckSpec(**check_fields[index])

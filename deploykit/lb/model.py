@@ -10,9 +10,13 @@ unchanged backends, so `changes.diff` can skip them by identity. Plain slotted d
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import functools
+import gc
+import operator
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import PurePath
 from typing import Any
@@ -124,6 +128,7 @@ _APP_ID = re.compile(r"(?:/[a-z0-9](?:[a-z0-9.-]{0,126}[a-z0-9])?)+\Z")
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\Z")
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
 _CONTAINER_NETWORK_MODES = frozenset({"container", "USER"})
+_TASK_ID = operator.attrgetter("task_id")
 
 
 @dataclass(slots=True, frozen=True)
@@ -181,14 +186,6 @@ class PortFrontend:
 
 
 @dataclass(slots=True, frozen=True)
-class _Candidate:
-    task_id: str
-    address: str
-    port: int
-    draining: bool
-
-
-@dataclass(slots=True, frozen=True)
 class _PortRoute:
     backend: str
     index: int
@@ -204,7 +201,7 @@ class AppState:
     app_id: str
     structure: tuple  # labels + ports: when equal, only servers can have changed
     routes: tuple[_PortRoute, ...]
-    candidates: tuple[tuple[_Candidate, ...], ...]  # per route: routable tasks, sorted by task id
+    candidates: tuple[tuple[Server, ...], ...]  # per route: routable tasks, sorted by task id
 
 
 @dataclass(slots=True)
@@ -217,11 +214,16 @@ class RoutingModel:
     port_frontends: tuple[PortFrontend, ...]  # sorted by port
     rejected: tuple[Rejected, ...] = ()
     ignored: tuple[Ignored, ...] = ()
-    health: dict[str, bool] = field(default_factory=dict)  # last known Marathon health per task id
+    app_health: dict[str, dict[str, bool]] = field(default_factory=dict)  # app id -> task id -> last known health
     apps: dict[str, AppState] = field(default_factory=dict)
     label_rejects: dict[str, Rejected] = field(default_factory=dict)
     app_ignored: dict[str, tuple[Ignored, ...]] = field(default_factory=dict)
     owners: dict[str, tuple[str, ...]] = field(default_factory=dict)  # app id -> its backend names
+
+    @property
+    def health(self) -> dict[str, bool]:
+        """Last known Marathon health per task id, flattened (what `last_known_health` takes)."""
+        return {task: alive for per_app in self.app_health.values() for task, alive in per_app.items()}
 
     @property
     def server_count(self) -> int:
@@ -264,8 +266,31 @@ def _uses_container_ip(app: Mapping) -> bool:
     return docker.get("network") == "USER"
 
 
+@functools.lru_cache(maxsize=8192)
+def _valid_address_str(address: str) -> bool:
+    return _IPV4.match(address) is not None or _HOST.match(address) is not None
+
+
 def _valid_address(address: object) -> bool:
-    return isinstance(address, str) and (_IPV4.match(address) is not None or _HOST.match(address) is not None)
+    """Agent host names repeat across tasks, so the check is memoised (bounded)."""
+    return isinstance(address, str) and _valid_address_str(address)
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic GC around a big allocation-only pass.
+
+    Building a model allocates ~100k objects next to a parsed Marathon response of
+    millions; every automatic collection would walk all of them (it doubled build time).
+    Nothing built here forms reference cycles, so the pause loses nothing.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _candidates(
@@ -274,9 +299,9 @@ def _candidates(
     container_ports: list[int | None] | None,
     last_known: Mapping[str, bool],
     health_out: dict[str, bool],
-) -> list[list[_Candidate]]:
+) -> list[list[Server]]:
     """Routable tasks per port index: running (or killing, to drain), healthy per Marathon, ready."""
-    out: list[list[_Candidate]] = [[] for _ in indexes]
+    out: list[list[Server]] = [[] for _ in indexes]
     tasks = app.get("tasks")
     if not tasks:
         return out
@@ -286,6 +311,14 @@ def _candidates(
     if readiness:
         not_ready = {r.get("taskId") for r in readiness if not r.get("ready")}
     use_ip = container_ports is not None and _uses_container_ip(app)
+    return _task_candidates(tasks, indexes, container_ports if use_ip else None, has_health, not_ready,
+                            last_known, health_out, out)
+
+
+def _task_candidates(tasks: list, indexes: list[int], container_ports: list[int | None] | None, has_health: bool,
+                     not_ready: set | None, last_known: Mapping[str, bool], health_out: dict[str, bool],
+                     out: list[list[Server]]) -> list[list[Server]]:
+    use_ip = container_ports is not None
     for task in tasks:
         state = task.get("state")
         if state == "TASK_RUNNING":
@@ -300,7 +333,7 @@ def _candidates(
         if has_health:
             results = task.get("healthCheckResults")
             if results:
-                alive = all(r.get("alive") for r in results)
+                alive = bool(results[0].get("alive")) if len(results) == 1 else all(r.get("alive") for r in results)
                 health_out[task_id] = alive
             else:  # unknown, e.g. just after a Marathon leader failover: trust what we saw last
                 alive = last_known.get(task_id)
@@ -318,14 +351,15 @@ def _candidates(
         else:
             address = task.get("host")
             ports = task.get("ports") or []
-        if not _valid_address(address):
+        if not isinstance(address, str) or not _valid_address_str(address):
             continue
         for k, index in enumerate(indexes):
             port = ports[index] if index < len(ports) else None
-            if isinstance(port, int) and 0 < port < 65536:
-                out[k].append(_Candidate(task_id, address, port, draining))
+            if type(port) is int and 0 < port < 65536:
+                out[k].append(Server(task_id, address, port, draining))
     for lst in out:
-        lst.sort(key=lambda c: c.task_id)
+        if len(lst) > 1:
+            lst.sort(key=_TASK_ID)
     return out
 
 
@@ -382,7 +416,7 @@ def _parse_app(
     return state, None, tuple(ignored)
 
 
-def _fill_slots(name: str, app_id: str, route: _PortRoute, cands: tuple[_Candidate, ...],
+def _fill_slots(name: str, app_id: str, route: _PortRoute, cands: tuple[Server, ...],
                 prev: Backend | None, settings: LbSettings) -> Backend:
     """Put candidates in slots: a task keeps its previous slot; new tasks take the lowest free ones."""
     prev_slots = prev.slots if prev is not None else ()
@@ -392,16 +426,16 @@ def _fill_slots(name: str, app_id: str, route: _PortRoute, cands: tuple[_Candida
     size = slot_count(len(live), len(prev_slots), settings)
     slots: list[Server | None] = [None] * size
     pending = []
-    for c in live:
+    for c in live:  # candidates are Server objects already: no copies
         i = prev_pos.get(c.task_id)
         if i is not None and i < size:
-            slots[i] = Server(c.task_id, c.address, c.port, c.draining)
+            slots[i] = c
         elif not c.draining:
             pending.append(c)
     if pending:
         free = [i for i, s in enumerate(slots) if s is None]
         for c, i in zip(pending, free, strict=False):
-            slots[i] = Server(c.task_id, c.address, c.port, c.draining)
+            slots[i] = c
     labels = route.labels
     new = Backend(name, app_id, route.index, route.mode, labels.balance, labels.sticky, labels.check, tuple(slots))
     if prev is not None and prev == new:
@@ -418,7 +452,7 @@ def _assemble(
     apps: dict[str, AppState],
     label_rejects: dict[str, Rejected],
     app_ignored: dict[str, tuple[Ignored, ...]],
-    health: dict[str, bool],
+    app_health: dict[str, dict[str, bool]],
     prev: RoutingModel | None,
 ) -> RoutingModel:
     """Resolve conflicts between apps (the one sorted first keeps the port/vhost) and lay out servers."""
@@ -482,7 +516,7 @@ def _assemble(
         port_frontends=tuple(sorted(port_frontends, key=lambda f: f.port)),
         rejected=tuple(rejected),
         ignored=tuple(ignored),
-        health=health,
+        app_health=app_health,
         apps=apps,
         label_rejects=label_rejects,
         app_ignored=app_ignored,
@@ -497,27 +531,33 @@ def build_model(
     prev: RoutingModel | None = None,
     last_known_health: Mapping[str, bool] | None = None,
 ) -> RoutingModel:
-    """Full state -> model. `prev` keeps tasks in their slots; `last_known_health` defaults to prev.health.
+    """Full state -> model. `prev` keeps tasks in their slots and supplies the last known health.
 
-    `apps` is the "apps" list of a /v2/apps?embed=apps.tasks response. The result's `health`
-    holds the health seen for current tasks: pass it back (or pass `prev`) on the next build so
-    a Marathon leader failover, which forgets health results, does not empty the backends.
+    `apps` is the "apps" list of a /v2/apps?embed=apps.tasks response. The result remembers
+    the health seen for current tasks (`app_health`); pass it as `prev` (or its `health` as
+    `last_known_health`) next time so a Marathon leader failover, which forgets health
+    results, does not empty the backends.
     """
-    if last_known_health is None:
-        last_known_health = prev.health if prev is not None else {}
+    prev_health = prev.app_health if prev is not None and last_known_health is None else None
+    flat = last_known_health if last_known_health is not None else {}
     states: dict[str, AppState] = {}
     label_rejects: dict[str, Rejected] = {}
     app_ignored: dict[str, tuple[Ignored, ...]] = {}
-    health: dict[str, bool] = {}
-    for app in apps:
-        state, rejected, ignored = _parse_app(app, settings, last_known_health, health)
-        if state is not None:
-            states[state.app_id] = state
-        if rejected is not None:
-            label_rejects[rejected.app_id] = rejected
-        if ignored:
-            app_ignored[ignored[0].app_id] = ignored
-    return _assemble(settings, states, label_rejects, app_ignored, health, prev)
+    app_health: dict[str, dict[str, bool]] = {}
+    with paused_gc():
+        for app in apps:
+            seen: dict[str, bool] = {}
+            known = flat if prev_health is None else prev_health.get(app.get("id"), flat)
+            state, rejected, ignored = _parse_app(app, settings, known, seen)
+            if state is not None:
+                states[state.app_id] = state
+            if rejected is not None:
+                label_rejects[rejected.app_id] = rejected
+            if ignored:
+                app_ignored[ignored[0].app_id] = ignored
+            if seen:
+                app_health[app.get("id")] = seen
+        return _assemble(settings, states, label_rejects, app_ignored, app_health, prev)
 
 
 def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel, list[str]]:
@@ -527,17 +567,13 @@ def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel
     re-resolves conflicts across apps (cheap, no JSON or labels re-parsed) since a reload is due anyway.
     """
     app_id = app.get("id")
-    health = {k: v for k, v in model.health.items()}
-    task_ids = set()
     old_state = model.apps.get(app_id) if isinstance(app_id, str) else None
-    if old_state is not None:
-        for cands in old_state.candidates:
-            task_ids.update(c.task_id for c in cands)
     seen: dict[str, bool] = {}
-    state, rejected, ignored = _parse_app(app, model.settings, model.health, seen)
-    for task_id in task_ids:
-        health.pop(task_id, None)
-    health.update(seen)
+    state, rejected, ignored = _parse_app(app, model.settings, model.app_health.get(app_id, {}), seen)
+    health = dict(model.app_health)
+    health.pop(app_id, None)
+    if seen:
+        health[app_id] = seen
     if (
         state is not None
         and old_state is not None
@@ -557,7 +593,7 @@ def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel
         apps[app_id] = state
         new_model = RoutingModel(
             settings=model.settings, backends=backends, http_routes=model.http_routes,
-            port_frontends=model.port_frontends, rejected=model.rejected, ignored=model.ignored, health=health,
+            port_frontends=model.port_frontends, rejected=model.rejected, ignored=model.ignored, app_health=health,
             apps=apps, label_rejects=model.label_rejects, app_ignored=model.app_ignored, owners=model.owners,
         )
         return new_model, changed
@@ -566,17 +602,13 @@ def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel
 
 def remove_app(model: RoutingModel, app_id: str) -> tuple[RoutingModel, list[str]]:
     """The app is gone from Marathon -> (new model, changed backend names)."""
-    health = dict(model.health)
-    old_state = model.apps.get(app_id)
-    if old_state is not None:
-        for cands in old_state.candidates:
-            for c in cands:
-                health.pop(c.task_id, None)
+    health = dict(model.app_health)
+    health.pop(app_id, None)
     return _replace_app(model, app_id, None, None, (), health)
 
 
 def _replace_app(model: RoutingModel, app_id: str, state: AppState | None, rejected: Rejected | None,
-                 ignored: tuple[Ignored, ...], health: dict[str, bool]) -> tuple[RoutingModel, list[str]]:
+                 ignored: tuple[Ignored, ...], health: dict[str, dict[str, bool]]) -> tuple[RoutingModel, list[str]]:
     apps = dict(model.apps)
     label_rejects = dict(model.label_rejects)
     app_ignored = dict(model.app_ignored)

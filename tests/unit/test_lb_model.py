@@ -252,3 +252,19 @@ def test_settings_from_environment_section() -> None:
     paths = sorted(p.path for p in info.value.problems)
     assert paths == ["haproxy.http_port", "haproxy.maxconn", "haproxy.state_file", "haproxy.stats_sockett"]
     assert any(p.hint and "stats_socket" in p.hint for p in info.value.problems)
+
+
+def test_app_without_id_is_rejected_not_fatal() -> None:
+    m = build_model([{"labels": {"HAPROXY_GROUP": "external"}, "tasks": [task("t1", alive=True)],
+                      "healthChecks": [{}]}, app("/ok", [task("t2")])], SETTINGS)
+    assert list(m.backends) == ["ok_0"] and m.rejected[0].reason == "app has no id"
+
+
+def test_apply_app_keeps_health_memory_per_app() -> None:
+    m1 = build_model([app("/a", [task("a1", 1, alive=True)], health=True),
+                      app("/b", [task("b1", 2, alive=True)], health=True, service_port=10002)], SETTINGS)
+    # failover: /a comes back without health results; its last known health keeps a1 routed
+    m2, changed = apply_app(m1, app("/a", [task("a1", 1), task("a2", 3)], health=True))
+    assert changed == [] and m2.health == {"a1": True, "b1": True}
+    m3, _ = remove_app(m2, "/a")
+    assert m3.health == {"b1": True} and m2.health == {"a1": True, "b1": True}
