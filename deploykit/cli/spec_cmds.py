@@ -32,16 +32,26 @@ def validate(
     app_files: tuple[str, ...], env_name: str | None, env_dir: str | None, output: str, junit_path: str | None
 ):
     """Check app.yaml files (and the environment file): every problem at once, exit 2 if any."""
+    from deploykit.envs import load_environment
     from deploykit.errors import ValidationError
+    from deploykit.render.marathon import render_app
     from deploykit.spec import load_app
 
     problems = []
     checked = []
+    environment = None
+    if env_name is not None:
+        try:
+            environment = load_environment(env_name, env_dir)
+        except ValidationError as exc:
+            problems.extend(exc.problems)
     for app_file in app_files:
         try:
-            spec = load_app(app_file, env_name, env_dir=env_dir)
+            spec = load_app(app_file, None if environment is None else env_name, environment)
+            if environment is not None:
+                render_app(spec, environment, None)  # catches `marathon:` keys that clash with the app
         except ValidationError as exc:
-            problems.extend(p for p in exc.problems if p not in problems)  # env-file problems once
+            problems.extend(p for p in exc.problems if p not in problems)
             continue
         checked.append({"file": app_file, "id": spec.id, "env": env_name})
     if problems:

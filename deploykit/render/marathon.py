@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from deploykit import labels as L
 from deploykit.errors import Problem, ValidationError
-from deploykit.render.schema import validate_against_schema
+from deploykit.render.schema import schema_errors, validate_against_schema
 
 if TYPE_CHECKING:
     from deploykit.buildrecord import BuildRecord
@@ -130,8 +130,14 @@ def render_app(
     if spec.constraints:
         app["constraints"] = [list(c) for c in spec.constraints]
     app["labels"] = _labels(spec, None if process else image, config_hash, deployed_by, git_sha)
+    ours = app
     app = _merge(app, spec.marathon)
     app["labels"] = dict(sorted({**app.get("labels", {}), L.DEPLOYKIT_SPEC_HASH: spec_hash(app)}.items()))
+    errors = schema_errors(app)
+    if errors and spec.marathon and not schema_errors(ours):
+        # Only the `marathon:` escape hatch made it invalid: the user's input, not a deploykit bug.
+        hint = "the merged app fails the Marathon schema: " + "; ".join(errors[:5])
+        raise ValidationError([Problem(str(spec.file), "marathon", "escape-hatch keys conflict with the app", hint)])
     validate_against_schema(app)
     if not mask_secrets and secrets:
         app = copy.deepcopy(app)

@@ -36,7 +36,9 @@ def field_errors(name: str, value: Any) -> list[tuple[tuple[str | int, ...], str
 
     schema = app_schema()
     sub = {**schema["properties"][name], "definitions": schema.get("definitions", {})}
-    return [(tuple(e.absolute_path), e.message[:200]) for e in Draft4Validator(sub).iter_errors(value)]
+    errors = Draft4Validator(sub).iter_errors(value)
+    # `required` is skipped: escape-hatch mappings are merged into what deploykit renders, which fills them.
+    return [(tuple(e.absolute_path), e.message[:200]) for e in errors if e.validator != "required"]
 
 
 def schema_errors(app_json: dict[str, Any]) -> list[str]:

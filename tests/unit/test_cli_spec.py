@@ -173,3 +173,11 @@ def test_launcher_version_and_fallthrough(capsys: pytest.CaptureFixture, monkeyp
     with pytest.raises(SystemExit) as info:
         launcher()
     assert info.value.code == 0 and "ok" in capsys.readouterr().out
+
+
+def test_validate_catches_escape_hatch_conflicts(tmp_path: Path) -> None:
+    app = tmp_path / "app.yaml"
+    app.write_text("id: /a/b\nimage: registry.test/a/b\nargs: [run]\nmarathon:\n  cmd: run\n")
+    assert run("validate", str(app)).exit_code == 0  # without an environment nothing is rendered
+    result = run("validate", str(app), "--env", "docker", "--env-dir", ENVS, "-o", "json")
+    assert result.exit_code == 2 and json.loads(result.output)["problems"][0]["path"] == "marathon"

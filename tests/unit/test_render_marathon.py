@@ -1,0 +1,109 @@
+"""Render details not obvious from the goldens: image references, escape hatch, hashes, prefixes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deploykit.buildrecord import BuildRecord
+from deploykit.envs import load_environment
+from deploykit.errors import ValidationError
+from deploykit.labels import CONFIG_PREFIX_ENV, DEPLOYKIT_SPEC_HASH
+from deploykit.render.marathon import image_reference, render_app, repository
+from deploykit.spec import load_app
+
+ENVS = Path(__file__).parent / "fixtures" / "spec" / "envs"
+
+
+def app(tmp_path: Path, body: str):
+    path = tmp_path / "app.yaml"
+    path.write_text(body)
+    return load_app(path, "docker", env_dir=ENVS)
+
+
+@pytest.mark.parametrize(
+    ("image", "repo"),
+    [
+        ("registry.test/a/b", "registry.test/a/b"),
+        ("registry.test/a/b:1.2", "registry.test/a/b"),
+        ("registry.test:5000/a/b:1.2", "registry.test:5000/a/b"),
+        ("registry.test:5000/a/b", "registry.test:5000/a/b"),
+        ("b@sha256:" + "0" * 64, "b"),
+        ("b:1@sha256:" + "0" * 64, "b"),
+    ],
+)
+def test_repository(image: str, repo: str) -> None:
+    assert repository(image) == repo
+
+
+def test_image_reference_choices(tmp_path: Path) -> None:
+    spec = app(tmp_path, "id: /a/b\nimage: registry.test:5000/a/b:dev\n")
+    digest = "sha256:" + "f" * 64
+    assert image_reference(spec) == "registry.test:5000/a/b:dev"
+    assert image_reference(spec, tag="1.0") == "registry.test:5000/a/b:1.0"
+    assert image_reference(spec, digest=digest) == f"registry.test:5000/a/b@{digest}"
+    record = BuildRecord(image="registry.test:5000/a/b", digest=digest)
+    assert image_reference(spec, build_record=record) == f"registry.test:5000/a/b@{digest}"
+    with pytest.raises(ValidationError) as info:
+        image_reference(spec, build_record=BuildRecord(image="registry.test/other", digest=digest))
+    assert info.value.problems[0].path == "image"
+    with pytest.raises(ValidationError):
+        image_reference(spec, tag="1", digest=digest)
+    with pytest.raises(ValidationError):
+        image_reference(spec, digest="sha256:short")
+
+
+def test_escape_hatch_merges_last(tmp_path: Path) -> None:
+    spec = app(
+        tmp_path,
+        "id: /a/b\nimage: r.test/a/b\nmarathon:\n  container: {docker: {forcePullImage: true}}\n"
+        "  labels: {extra: x}\n  backoffSeconds: 5\n",
+    )
+    doc = render_app(spec, load_environment("docker", ENVS), None)
+    assert doc["container"]["docker"] == {
+        "image": "r.test/a/b",
+        "parameters": [{"key": "security-opt", "value": "no-new-privileges:true"}],
+        "forcePullImage": True,
+    }
+    assert doc["labels"]["extra"] == "x" and doc["backoffSeconds"] == 5
+    assert list(doc["labels"]) == sorted(doc["labels"])
+
+
+def test_spec_hash_ignores_provenance_but_not_content(tmp_path: Path) -> None:
+    env = load_environment("docker", ENVS)
+    spec = app(tmp_path, "id: /a/b\nimage: r.test/a/b\n")
+    one = render_app(spec, env, "r.test/a/b:1", deployed_by="alice", git_sha="aaa")
+    two = render_app(spec, env, "r.test/a/b:1", deployed_by="bob", git_sha="bbb")
+    three = render_app(spec, env, "r.test/a/b:2", deployed_by="alice", git_sha="aaa")
+    assert one[("labels")][DEPLOYKIT_SPEC_HASH] == two["labels"][DEPLOYKIT_SPEC_HASH]
+    assert one["labels"][DEPLOYKIT_SPEC_HASH] != three["labels"][DEPLOYKIT_SPEC_HASH]
+
+
+def test_config_prefix_env_only_when_given(tmp_path: Path) -> None:
+    env = load_environment("docker", ENVS)
+    spec = app(tmp_path, "id: /a/b\nimage: r.test/a/b\n")
+    assert CONFIG_PREFIX_ENV not in render_app(spec, env, None)["env"]
+    doc = render_app(spec, env, None, config_prefix="config/a/b/0123", config_hash="0123")
+    assert doc["env"][CONFIG_PREFIX_ENV] == "config/a/b/0123" and doc["labels"]["DEPLOYKIT_CONFIG_HASH"] == "0123"
+
+
+def test_process_tasks_have_no_container(tmp_path: Path) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text(
+        "id: /a/b\nimage: r.test/a/b\ncmd: ./run\nports: [{name: http, container: 80, service: 10080}]\n"
+        "health: {port: http}\n"
+    )
+    spec = load_app(path, "process", env_dir=ENVS)
+    doc = render_app(spec, load_environment("process", ENVS), "r.test/a/b:1")
+    assert "container" not in doc and "networks" not in doc
+    assert doc["portDefinitions"] == [{"port": 10080, "name": "http", "protocol": "tcp"}]
+    assert doc["healthChecks"][0]["portIndex"] == 0 and "DEPLOYKIT_IMAGE" not in doc["labels"]
+
+
+def test_escape_hatch_conflict_is_a_user_error(tmp_path: Path) -> None:
+    spec = app(tmp_path, "id: /a/b\nimage: r.test/a/b\nargs: [run]\nmarathon:\n  cmd: run\n")
+    with pytest.raises(ValidationError) as info:
+        render_app(spec, load_environment("docker", ENVS), None)
+    (problem,) = info.value.problems
+    assert problem.path == "marathon" and "Marathon schema" in (problem.hint or "")
