@@ -82,3 +82,21 @@ def test_sessions_and_locks_survive_restart(consul_factory):
     srv.start()
     assert c.session.info(sid)[1] is None
     assert "Session" not in c.kv.get("locks/app")[1]
+
+
+def test_sigterm_answers_parked_blocking_queries_and_exits_promptly(consul_factory):
+    import time
+
+    srv = consul_factory()
+    c = consul.Consul(host=srv.host, port=srv.port)
+    c.kv.put("k", "v")
+    index, _ = c.kv.get("k")
+    answers: list[object] = []
+    t = threading.Thread(target=lambda: answers.append(c.kv.get("k", index=index, wait="5m")), daemon=True)
+    t.start()
+    time.sleep(0.3)
+    start = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - start < 5
+    t.join(5)
+    assert answers and answers[0][1]["Value"] == b"v"

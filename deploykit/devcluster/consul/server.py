@@ -142,6 +142,7 @@ class ConsulServer:
         self.hub = WatchHub()
         self.journal = Journal(self.state_dir, compact_bytes=compact_bytes, fsync=fsync)
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.closing = False
         self._reaper: asyncio.Task | None = None
         self._recover()
 
@@ -161,6 +162,11 @@ class ConsulServer:
         for sess in list(self.store.sessions.values()):
             self._arm_ttl(sess)  # Consul restarts TTL timers from scratch after a leader change
         self._reaper = asyncio.get_running_loop().create_task(self._reap_loop(), name="consul-tombstone-reaper")
+
+    def release_waiters(self) -> None:
+        """On shutdown: answer every parked blocking query now, so the HTTP server can close promptly."""
+        self.closing = True
+        self.hub.wake_all()
 
     async def stop(self) -> None:
         for handle in self._timers.values():
@@ -257,7 +263,7 @@ class ConsulServer:
             return result
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while result.index <= min_index:
+        while result.index <= min_index and not self.closing:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -691,7 +697,10 @@ async def agent_self(request: web.Request) -> web.StreamResponse:
     }
     return _json({
         "Config": config, "DebugConfig": {**config, "HTTPPort": port}, "Coord": None, "Member": member,
-        "Stats": {"kv": {"keys": str(len(srv.store.entries))}, "blocking": {"waiting": str(srv.hub.waiting())}},
+        "Stats": {
+            "kv": {"keys": str(len(srv.store.entries))},
+            "blocking": {"waiting": str(srv.hub.waiting()), "wakeups": str(srv.hub.wakeups)},
+        },
         "Meta": {"consul-network-segment": ""},
     })
 
@@ -738,7 +747,11 @@ def create_app(
         yield
         await server.stop()
 
+    async def on_shutdown(_app: web.Application) -> None:
+        server.release_waiters()
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(on_shutdown)
     r = app.router
     r.add_get("/v1/kv/{key:.*}", kv_get)
     r.add_put("/v1/kv/{key:.*}", kv_put)

@@ -68,5 +68,15 @@ class WatchHub:
                 fut.set_result(None)
         self.wakeups += len(woken)
 
+    def wake_all(self) -> None:
+        """Release every waiter (shutdown: blocking queries answer now instead of holding the server open)."""
+        woken = [f for table in (self._exact, self._prefix) for waiters in table.values() for f in waiters]
+        self._exact.clear()
+        self._prefix.clear()
+        self._prefix_lengths.clear()
+        for fut in woken:
+            if not fut.done():
+                fut.set_result(None)
+
     def waiting(self) -> int:
         return sum(len(s) for s in self._exact.values()) + sum(len(s) for s in self._prefix.values())
