@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,17 @@ from deploykit.spec.yamlsrc import PathKey, load_yaml
 ENV_VAR = pattern(r"^[A-Za-z_][A-Za-z0-9_]*$", "environment variable name", "e.g. CONSUL_HTTP_TOKEN")
 URL = pattern(r"^https?://[^\s/]+", "URL", "e.g. http://127.0.0.1:8080")
 ATTR_PATH: PathKey = ("default_attributes", "deploykit")
+# What `knife environment from file` reads; anything else at the top level is refused by Chef.
+CHEF_KEYS = (
+    "name",
+    "description",
+    "json_class",
+    "chef_type",
+    "cookbook_versions",
+    "default_attributes",
+    "override_attributes",
+)
+CHEF_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class _Strict(BaseModel):
@@ -190,11 +202,27 @@ def parse_environment_file(path: str | Path, expected_name: str | None = None) -
 
     if not isinstance(doc, dict):
         raise ValidationError([Problem(file, "", "an environment file is a JSON object", "see chef_attrs/local.json")])
+    for key in doc:
+        if key not in CHEF_KEYS:
+            hint = did_you_mean(str(key), CHEF_KEYS, fallback="Chef environment keys")
+            problems.append(
+                Problem(file, str(key), "not a Chef environment key (knife refuses it)", hint, where((key,)))
+            )
+    for key, kind in (("description", str), ("cookbook_versions", dict), ("override_attributes", dict)):
+        if key in doc and not isinstance(doc[key], kind):
+            what = "a string" if kind is str else "an object"
+            problems.append(Problem(file, key, f"must be {what}", "see chef_attrs/local.json", where((key,))))
     for key, want in (("json_class", "Chef::Environment"), ("chef_type", "environment")):
         if doc.get(key) != want:
             problems.append(Problem(file, key, f"must be {want!r} for Chef", f'add "{key}": "{want}"', where((key,))))
     name = doc.get("name")
-    if not isinstance(name, str) or not name:
+    if isinstance(name, str) and not CHEF_NAME.match(name):
+        problems.append(
+            Problem(
+                file, "name", f"{name!r} is not a Chef environment name", "letters, digits, '-', '_'", where(("name",))
+            )
+        )
+    elif not isinstance(name, str) or not name:
         problems.append(Problem(file, "name", "is required", f'add "name": "{path.stem}"', where(("name",))))
         name = path.stem
     elif expected_name is not None and name != expected_name:

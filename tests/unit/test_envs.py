@@ -188,3 +188,15 @@ def test_registry_credentials_by_reference(tmp_path: Path) -> None:
     user, password = env.registry_credentials({"RU": "bob", "RP": "hunter2"})
     assert user == "bob" and password.get_secret_value() == "hunter2" and "hunter2" not in repr(password)
     assert env.registry_credentials({"RU": "bob"}) is None
+
+
+def test_chef_shape_is_checked(tmp_path: Path) -> None:
+    doc = chef("a", {"marathon": {"urls": ["http://m:8080"]}})
+    doc["default_attribute"] = {}
+    doc["cookbook_versions"] = []
+    write(tmp_path, "a", doc)
+    with pytest.raises(ValidationError) as info:
+        load_environment("a", tmp_path)
+    got = {p.path: p for p in info.value.problems}
+    assert set(got) == {"default_attribute", "cookbook_versions"}
+    assert got["default_attribute"].hint == "did you mean 'default_attributes'?"
