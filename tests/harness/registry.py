@@ -2,17 +2,26 @@
 
 `registry`: open, plain HTTP (what an environment with `registry.insecure: true` talks to).
 `auth_registry`: the same with htpasswd (Basic) auth, user/password in `.username/.password`.
-Both are session-scoped; each is stopped (its process group killed) at teardown.
+`token_registry`: Bearer token auth, the scheme Harbor/GitLab/Docker Hub use: the registry
+verifies RS256 JWTs against a self-signed certificate (made with the openssl CLI); a small token
+service in this process checks Basic credentials and signs tokens for the requested scope.
+All are session-scoped; each is stopped (its process group killed) at teardown.
 """
 
 from __future__ import annotations
 
+import base64
+import http.server
+import json
 import os
 import secrets
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
@@ -23,7 +32,7 @@ from tests.harness.common import free_port, require_binary, wait_until
 
 
 class Registry:
-    def __init__(self, workdir: Path, *, auth: tuple[str, str] | None = None):
+    def __init__(self, workdir: Path, *, auth: tuple[str, str] | None = None, token: TokenService | None = None):
         self.workdir = workdir
         self.port = free_port()
         self.auth = auth
@@ -42,6 +51,10 @@ class Registry:
                 hashed = crypt.crypt(auth[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 4))
             (workdir / "htpasswd").write_text(f"{auth[0]}:{hashed}\n")
             config.append(f"auth: {{htpasswd: {{realm: deploykit-tests, path: {workdir / 'htpasswd'}}}}}")
+        if token:
+            self.auth = token.auth
+            config.append(f"auth: {{token: {{realm: '{token.realm}', service: {token.service}, "
+                          f"issuer: {token.issuer}, rootcertbundle: {token.cert}}}}}")
         self.config = workdir / "registry.yml"
         self.config.write_text("\n".join(config) + "\n")
 
@@ -82,6 +95,73 @@ class Registry:
         self.proc = None
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenService:
+    """Docker token auth: GET /token?service=&scope= with Basic credentials -> {"token": <RS256 JWT>}."""
+
+    service = "dk-test-registry"
+    issuer = "dk-test-token-issuer"
+
+    def __init__(self, workdir: Path, auth: tuple[str, str]):
+        self.auth = auth
+        self.key, self.cert = workdir / "token.key", workdir / "token.crt"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(self.key),
+                        "-out", str(self.cert), "-days", "2", "-subj", "/CN=dk-token-issuer"],
+                       check=True, capture_output=True, timeout=60)
+        der = subprocess.run(["openssl", "x509", "-in", str(self.cert), "-outform", "DER"], check=True,
+                             capture_output=True, timeout=30).stdout
+        self.x5c = base64.b64encode(der).decode()
+        self.issued = 0
+        service = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                expected = "Basic " + base64.b64encode(f"{service.auth[0]}:{service.auth[1]}".encode()).decode()
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps({"token": service.sign(service.auth[0], query.get("scope", []))}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def sign(self, subject: str, scopes: list[str]) -> str:
+        access = []
+        for scope in scopes:
+            for one in scope.split(" "):
+                kind, _, rest = one.partition(":")
+                name, _, actions = rest.rpartition(":")
+                access.append({"type": kind, "name": name, "actions": [a for a in actions.split(",") if a]})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "exp": now + 600, "nbf": now - 60,
+                  "iat": now, "jti": secrets.token_hex(8), "access": access}
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)], input=signing_input.encode(),
+                             check=True, capture_output=True, timeout=30).stdout
+        self.issued += 1
+        return f"{signing_input}.{_b64url(sig)}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="session")
 def registry():
     with tempfile.TemporaryDirectory(prefix="dk-registry-") as tmp:
@@ -102,3 +182,19 @@ def auth_registry():
             yield reg
         finally:
             reg.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry():
+    """A registry behind Bearer token auth; `.token_service.issued` counts the tokens handed out."""
+    require_binary("openssl")
+    with tempfile.TemporaryDirectory(prefix="dk-registry-token-") as tmp:
+        token = TokenService(Path(tmp), ("ci-bot", secrets.token_urlsafe(12)))
+        reg = Registry(Path(tmp), token=token)
+        reg.token_service = token
+        try:
+            reg.start()
+            yield reg
+        finally:
+            reg.stop()
+            token.close()
