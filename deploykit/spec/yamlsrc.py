@@ -50,14 +50,14 @@ def load_yaml(text: str, file: str | None) -> SourceDoc:
     if node is None:
         return doc
     doc.lines[()] = node.start_mark.line + 1
-    doc.data = _build(node, (), doc, file)
+    doc.data = _build(node, (), doc, file, yaml.SafeLoader(""))
     return doc
 
 
-def _build(node: yaml.Node, path: PathKey, doc: SourceDoc, file: str | None) -> Any:
+def _build(node: yaml.Node, path: PathKey, doc: SourceDoc, file: str | None, loader: yaml.SafeLoader) -> Any:
+    """Plain data for `node`; `loader` only constructs scalars and resolves merge keys."""
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
-        loader = yaml.SafeLoader("")
         loader.flatten_mapping(node)  # resolve `<<: *anchor` merge keys
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
@@ -72,15 +72,14 @@ def _build(node: yaml.Node, path: PathKey, doc: SourceDoc, file: str | None) -> 
             if not isinstance(key, str):
                 key = str(key)
             doc.lines[key_path] = line
-            out[key] = _build(value_node, key_path, doc, file)
+            out[key] = _build(value_node, key_path, doc, file, loader)
         return out
     if isinstance(node, yaml.SequenceNode):
         items = []
         for i, item in enumerate(node.value):
             doc.lines[(*path, i)] = item.start_mark.line + 1
-            items.append(_build(item, (*path, i), doc, file))
+            items.append(_build(item, (*path, i), doc, file, loader))
         return items
-    loader = yaml.SafeLoader("")
     return loader.construct_object(node, deep=True)
 
 
