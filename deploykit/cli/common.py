@@ -124,6 +124,8 @@ def handle_errors(command_name: str) -> Callable:
 
 
 def show_error(exc: DeployKitError) -> None:
+    from rich.markup import escape  # error text (user input, a build log tail) may contain "[/app]"
+
     con = console(stderr=True)
     if isinstance(exc, ValidationError):
         con.print(f"[bold red]error:[/] {len(exc.problems)} problem(s) found")
@@ -131,8 +133,9 @@ def show_error(exc: DeployKitError) -> None:
             where = p.file or "<input>"
             if p.line:
                 where += f":{p.line}"
-            con.print(f"  [bold]{where}[/] [cyan]{p.path or '<root>'}[/]: {p.message}", markup=True)
+            con.print(f"  [bold]{escape(where)}[/] [cyan]{escape(p.path or '<root>')}[/]: {escape(p.message)}",
+                      markup=True)
             if p.hint:
-                con.print(f"      hint: {p.hint}")
+                con.print(f"      hint: {escape(p.hint)}")
     else:
-        con.print(f"[bold red]error:[/] {exc}")
+        con.print(f"[bold red]error:[/] {escape(str(exc))}")
