@@ -101,6 +101,9 @@ def render_app(
     if image is None:
         image = spec.image
     process = environment.marathon.tasks == "process"
+    if not process and not image:
+        hint = "set image: in app.yaml (docker tasks need one)"
+        raise ValidationError([Problem(str(spec.file), "image", f"no image to run in {environment.name!r}", hint)])
     app: dict[str, Any] = {"id": "/" + spec.id.strip("/")}
     if spec.cmd is not None:
         app["cmd"] = spec.cmd
@@ -164,7 +167,7 @@ def _networking(spec: AppSpec, environment: Environment, image: str | None, proc
     if process:
         return {"portDefinitions": port_defs}
     legacy = environment.marathon.network_shape == "legacy"
-    docker: dict[str, Any] = {"image": image or ""}
+    docker: dict[str, Any] = {"image": image}
     if spec.security.privileged:
         docker["privileged"] = True
     parameters = _docker_parameters(spec)

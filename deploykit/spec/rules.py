@@ -265,7 +265,9 @@ def rule_marathon(data: Mapping[str, Any], env: Environment | None) -> Iterator[
 
     known = app_properties()
     for key, value in _d(data.get("marathon")).items():
-        if key in READ_ONLY_MARATHON:
+        if key == "id":
+            yield ("marathon", key), "the app id comes from the top-level id", "set id: instead"
+        elif key in READ_ONLY_MARATHON:
             yield ("marathon", key), f"{key} is set by Marathon, not by you", "remove it"
         elif key not in known:
             yield ("marathon", key), "not a Marathon app field", did_you_mean(key, known, fallback="fields")

@@ -107,3 +107,12 @@ def test_escape_hatch_conflict_is_a_user_error(tmp_path: Path) -> None:
         render_app(spec, load_environment("docker", ENVS), None)
     (problem,) = info.value.problems
     assert problem.path == "marathon" and "Marathon schema" in (problem.hint or "")
+
+
+def test_docker_tasks_need_an_image(tmp_path: Path) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text("id: /a/b\n")
+    spec = load_app(path, None)
+    with pytest.raises(ValidationError) as info:
+        render_app(spec, load_environment("docker", ENVS), None)
+    assert info.value.problems[0].path == "image"
