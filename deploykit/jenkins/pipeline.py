@@ -41,6 +41,9 @@ class DeployStage:
     lock_resource: str
     bindings: tuple[Binding, ...]
     command: str
+    clean: str  # removes this stage's results left in the workspace by an earlier build
+    artifacts: str  # what the stage archives
+    report: str  # the JUnit file it records
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Pipeline:
     app_path: str
     regenerate: str
     results_dir: str
+    build_clean: str
     build_command: str
     push_command: str
     push_bindings: tuple[Binding, ...]
@@ -79,6 +83,9 @@ class Pipeline:
     submitter: str | None
     repo_url: str | None
     branch: str
+    stash: str = "deploykit-build-record"
+    build_artifacts: str = f"{RESULTS_DIR}/build.json, {RESULTS_DIR}/push.json, build.json"
+    build_reports: str = f"{RESULTS_DIR}/build.xml, {RESULTS_DIR}/push.xml"
     checkout_param: str = "GIT_CREDENTIALS_ID"
     notify_param: str = "NOTIFY_WEBHOOK_CREDENTIALS_ID"
     expected_stages: tuple[str, ...] = field(default=())
@@ -154,6 +161,7 @@ def build_pipeline(facts: AppFacts, options: PipelineOptions) -> Pipeline:
             f'{dk} deploy "$DEPLOYKIT_APP" --env {env} --from-build build.json --output json'
             f' --junit "$DEPLOYKIT_RESULTS/deploy-{env}.xml" > "$DEPLOYKIT_RESULTS/deploy-{env}.json"'
         )
+        out = f"{results}/deploy-{env}"
         deploys.append(
             DeployStage(
                 env=env,
@@ -161,6 +169,10 @@ def build_pipeline(facts: AppFacts, options: PipelineOptions) -> Pipeline:
                 lock_resource=f"deploykit:{env}:{facts.app_id}",
                 bindings=env_bindings(facts, env),
                 command=cmd,
+                clean=f'mkdir -p "$DEPLOYKIT_RESULTS" && rm -f "$DEPLOYKIT_RESULTS/deploy-{env}.json" '
+                f'"$DEPLOYKIT_RESULTS/deploy-{env}.xml"',
+                artifacts=f"{out}.json",
+                report=f"{out}.xml",
             )
         )
     push = registry_bindings(facts.credentials.get(build_env, EnvCredentials()))
@@ -173,6 +185,7 @@ def build_pipeline(facts: AppFacts, options: PipelineOptions) -> Pipeline:
         app_path=app_path,
         regenerate=options.regenerate,
         results_dir=results,
+        build_clean='rm -rf "$DEPLOYKIT_RESULTS" build.json && mkdir -p "$DEPLOYKIT_RESULTS"',
         build_command=build_cmd,
         push_command=push_cmd,
         push_bindings=push,
@@ -184,13 +197,12 @@ def build_pipeline(facts: AppFacts, options: PipelineOptions) -> Pipeline:
         submitter=options.submitter,
         repo_url=options.repo_url,
         branch=options.branch,
-        expected_stages=expected_stages(envs, options.approve, checkout=bool(options.repo_url)),
+        expected_stages=expected_stages(envs, options.approve),
     )
 
 
-def expected_stages(envs: tuple[str, ...], approve: tuple[str, ...], checkout: bool = False) -> tuple[str, ...]:
-    names = ["Checkout"] if checkout else []
-    names += ["Build", "Push"]
+def expected_stages(envs: tuple[str, ...], approve: tuple[str, ...]) -> tuple[str, ...]:
+    names = ["Build", "Push"]
     for env in envs:
         if env in approve:
             names.append(f"Approve {env}")
@@ -223,8 +235,9 @@ def check_jenkinsfile(text: str, pipeline: Pipeline, file: str = "Jenkinsfile") 
     stages_block = top.block("stages")
     if stages_block is None:
         return [Problem(file, "pipeline.stages", "missing")]
-    stages = {s.strings[0] if s.strings else "": s for s in stages_block.blocks("stage")}
-    order = [s.strings[0] if s.strings else "" for s in stages_block.blocks("stage")]
+    all_stages = [n for n in stages_block.walk() if n.is_block and n.name == "stage"]  # nested ones too
+    stages = {s.strings[0] if s.strings else "": s for s in all_stages}
+    order = [s.strings[0] if s.strings else "" for s in all_stages]
     missing = [s for s in pipeline.expected_stages if s not in stages]
     problems += [Problem(file, f"stages.{s}", "stage is missing", line=top.line) for s in missing]
     present = [s for s in order if s in pipeline.expected_stages]

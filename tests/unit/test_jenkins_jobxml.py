@@ -116,8 +116,8 @@ def test_cli_jenkinsfile_writes_file_next_to_app(tmp_path):
     text = out.read_text()
     top = groovy.parse(text).block("pipeline")
     assert "DEPLOYKIT_APP = 'app.yaml'" in text
-    assert [s.strings[0] for s in top.block("stages").blocks("stage")] == [
-        "Build", "Push", "Deploy staging", "Approve prod", "Deploy prod"]
+    assert [s.strings[0] for s in top.block("stages").walk() if s.name == "stage"] == [
+        "Build and push", "Build", "Push", "Deploy staging", "Approve prod", "Deploy prod"]
     assert "regenerate with" in text and "jenkins jenkinsfile" in text
 
 

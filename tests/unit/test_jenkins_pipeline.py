@@ -48,9 +48,15 @@ def render(tree, options: PipelineOptions, templates_dir=None) -> str:
 
 
 def stage_map(text: str) -> dict[str, groovy.Node]:
+    """Every stage, nested ones included, in document order."""
     top = groovy.parse(text).block("pipeline")
     assert top is not None
-    return {s.strings[0]: s for s in top.block("stages").blocks("stage")}
+    return {s.strings[0]: s for s in top.block("stages").walk() if s.is_block and s.name == "stage"}
+
+
+def agent_of(stage: groovy.Node) -> str | None:
+    agents = [s.head for s in stage.children if s.name == "agent"]
+    return agents[0] if agents else None
 
 
 @pytest.mark.parametrize("name", sorted(OPTION_SETS))
@@ -67,21 +73,29 @@ def test_golden(tree, name):
 def test_structure(tree, name):
     options = OPTION_SETS[name]
     text = render(tree, options)
-    root = groovy.parse(text)
-    top = root.block("pipeline")
-    assert top is not None and top.block("agent") is None  # `agent any` is a step-like line
-    assert [s.name for s in top.steps("agent")] == ["agent"]
+    top = groovy.parse(text).block("pipeline")
+    assert top is not None
+    assert [s.head for s in top.steps("agent") if s in top.children] == ["agent none"]
     stages = stage_map(text)
-    expected = (["Checkout"] if options.repo_url else []) + ["Build", "Push"]
+    expected = ["Build and push", "Build", "Push"]
     for env in options.envs:
         expected += ([f"Approve {env}"] if env in options.approve else []) + [f"Deploy {env}"]
     assert list(stages) == expected
 
-    # Build and Push call deploykit with the build record
+    # Build and Push share one agent (the image stays on that node); build.json travels by stash
+    assert agent_of(stages["Build and push"]) == "agent any"
+    assert [s.strings[0] for s in stages["Build and push"].block("stages").blocks("stage")] == ["Build", "Push"]
     push_sh = stages["Push"].steps("sh")
     assert len(push_sh) == 1 and "--push --build-record build.json" in push_sh[0].strings[0]
+    assert stages["Push"].steps("stash")[0].strings == ["deploykit-build-record", "build.json"]
+    build_post = stages["Build and push"].block("post").block("always")
+    assert [s.name for s in build_post.steps()] == ["archiveArtifacts", "junit"]
+    assert "rm -rf" in stages["Build"].steps("sh")[0].strings[0]  # no stale results from an earlier build
     for env in options.envs:
         deploy = stages[f"Deploy {env}"]
+        assert agent_of(deploy) == "agent any"
+        steps = [s.name for s in deploy.block("steps").children]
+        assert steps == (["git"] if options.repo_url else []) + ["unstash", "sh", "lock"]
         stage_timeout = deploy.block("options").steps("timeout")
         assert f"time : {options.deploy_timeout_minutes}" in stage_timeout[0].head
         (lock,) = [n for n in deploy.walk() if n.is_block and n.name == "lock"]
@@ -94,21 +108,27 @@ def test_structure(tree, name):
         assert "'CONSUL_HTTP_TOKEN'" in creds.head and "'CART_DB_PASSWORD'" in creds.head
         assert ("'CART_PAYMENT_KEY'" in creds.head) == (env == "prod")  # overlay-only secret
         assert ("'MARATHON_PASSWORD'" in creds.head) == (env == "prod")
+        always = deploy.block("post").block("always")
+        assert always.steps("junit")[0].strings[0] == f"deploykit-results/deploy-{env}.xml"
         if env in options.approve:
             approve = stages[f"Approve {env}"]
+            assert agent_of(approve) is None  # waiting for a human holds no executor
             (t,) = [n for n in approve.walk() if n.is_block and n.name == "timeout"]
             assert f"time : {options.approval_timeout_hours}" in t.head and "'HOURS'" in t.head
             (inp,) = t.steps("input")
             assert f"Deploy /shop/cart to {env}?" in inp.strings
             if options.submitter:
                 assert options.submitter in inp.strings
-    post = top.block("post")
-    always = post.block("always")
-    assert [s.name for s in always.steps()] == ["archiveArtifacts", "junit"]
-    assert "deploykit-results/*.json, build.json" in always.steps("archiveArtifacts")[0].strings
-    assert post.block("failure") is not None and post.block("failure").steps("sh")  # the notification hook
-    assert check_jenkinsfile(text, build_pipeline(load_app_facts(tree["cart"], list(options.envs), tree["envs"]),
-                                                  options)) == []
+    if options.repo_url:
+        gits = top.steps("git")
+        assert len(gits) == 1 + len(options.envs)
+        assert all(options.repo_url in g.strings and "credentialsId : params . GIT_CREDENTIALS_ID" in g.head
+                   for g in gits)
+    failure = top.block("post").block("failure")
+    (node,) = [n for n in failure.walk() if n.is_block and n.name == "node"]  # sh needs a node under agent none
+    assert node.steps("sh")
+    facts = load_app_facts(tree["cart"], list(options.envs), tree["envs"])
+    assert check_jenkinsfile(text, build_pipeline(facts, options)) == []
 
 
 @pytest.mark.parametrize("name", sorted(OPTION_SETS))
@@ -161,7 +181,7 @@ def test_user_template_with_interpolated_sh_and_literal_credential_is_refused(tr
     custom.mkdir()
     base = (Path(__file__).resolve().parents[2] / "templates" / "Jenkinsfile.j2").read_text()
     broken = base.replace(
-        "sh 'mkdir -p \"$DEPLOYKIT_RESULTS\"'",
+        "unstash {{ p.stash | groovy }}",
         "sh \"echo $CONSUL_HTTP_TOKEN\"\n                withCredentials([string(credentialsId: 'prod-token', "
         "variable: 'T')]) { sh 'true' }",
     )
