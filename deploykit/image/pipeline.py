@@ -95,7 +95,10 @@ def created_timestamp(environ: Mapping[str, str], git: GitInfo | None = None) ->
 
 
 def in_ci(environ: Mapping[str, str]) -> bool:
-    return environ.get("CI", "").lower() in ("1", "true", "yes")
+    """CI=true, or a Jenkins job (BUILD_URL + JOB_NAME; Jenkins does not set CI) — same rule as cli.common."""
+    if environ.get("CI", "").lower() in ("1", "true", "yes"):
+        return True
+    return bool(environ.get("BUILD_URL") and environ.get("JOB_NAME"))
 
 
 def plan_build(

@@ -35,7 +35,8 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def deploykit(*args: str, env: dict[str, str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("CI", "BRANCH_NAME", "BUILD_NUMBER", "BUILD_URL")}
+    full_env = {k: v for k, v in os.environ.items() if k not in ("CI", "BRANCH_NAME", "BUILD_NUMBER", "BUILD_URL",
+                                                                     "JOB_NAME")}
     return subprocess.run([*DEPLOYKIT, *args], cwd=cwd, env={**full_env, **env}, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -105,7 +106,7 @@ def test_build_failure_exits_nonzero_with_step_output_and_pushes_nothing(hello_c
                                                                         tmp_path):
     (hello_copy / "Dockerfile").write_text(
         "ARG BASE\nFROM ${BASE}\nCOPY server.py /app/server.py\n"
-        "RUN echo 'compiling assets'; echo 'fatal: asset pipeline exploded' >&2; exit 3\n"
+        "RUN echo 'compiling assets'; echo 'fatal: asset pipeline exploded in [/app]' >&2; exit 3\n"
     )
     app = hello_copy / "app.yaml"
     app.write_text(app.read_text().replace("/examples/hello", "/examples/broken"))
@@ -121,6 +122,12 @@ def test_build_failure_exits_nonzero_with_step_output_and_pushes_nothing(hello_c
     assert "fatal: asset pipeline exploded" in err["output_tail"]
     assert "fatal: asset pipeline exploded" in err["message"]
     assert not record.exists()
+    # the same in text mode: the failing step's output on stderr (log text is not taken for rich markup)
+    text = deploykit("build", "app.yaml", "--env", "staging", "--env-dir", str(envs), "--build-arg",
+                     f"BASE={buildah_store.base_image}", "--push", "--quiet", env=buildah_store.env, cwd=hello_copy)
+    assert text.returncode == 1
+    assert "image build failed (exit" in text.stderr and "exploded in [/app]" in text.stderr
+    assert "Traceback" not in text.stderr
     sha = git(hello_copy, "rev-parse", "HEAD")[:12]
     head = requests.head(f"http://{registry.host}/v2/examples/broken/manifests/{sha}", headers={"Accept": ACCEPT},
                          timeout=10)

@@ -8,7 +8,7 @@ import pytest
 
 from deploykit.errors import ValidationError
 from deploykit.gitinfo import GitInfo
-from deploykit.image.pipeline import created_timestamp, plan_build
+from deploykit.image.pipeline import created_timestamp, in_ci, plan_build
 
 SHA = "89abcdef0123456789abcdef0123456789abcdef"
 
@@ -62,3 +62,12 @@ def test_created_timestamp_rules():
     assert created_timestamp({}, clean) == "2026-03-01T10:00:00Z"
     dirty = GitInfo(sha=SHA, branch=None, dirty=True, commit_time="2026-03-01T10:00:00+00:00")
     assert created_timestamp({}, dirty) != "2026-03-01T10:00:00Z"  # a dirty build is "now"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [({}, False), ({"CI": "true"}, True), ({"CI": "false"}, False),
+     ({"BUILD_URL": "https://j/job/x/1/", "JOB_NAME": "x"}, True), ({"BUILD_URL": "https://j/job/x/1/"}, False)],
+)
+def test_in_ci(environ, expected):
+    assert in_ci(environ) is expected
