@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -160,7 +161,10 @@ def _check_connection_options(url: str | None, user: str | None, token: str | No
     problems = []
     if not url:
         problems.append(Problem(None, "--url", "no Jenkins URL", "pass --url or set JENKINS_URL"))
-    elif not url.startswith(("http://", "https://")):
+    elif "@" in urlsplit(url).netloc:  # never echo it: the part before @ may be a token
+        problems.append(Problem(None, "--url", "the Jenkins URL contains credentials",
+                                "use JENKINS_USER and JENKINS_API_TOKEN instead of user:token@ in the URL"))
+    elif not url.startswith(("http://", "https://")) or not urlsplit(url).hostname:
         problems.append(Problem(None, "--url", f"{url!r} is not an http(s) URL", "e.g. https://jenkins.example.com"))
     if user and not token:
         problems.append(Problem(None, token_env, f"JENKINS_USER is set but ${token_env} is empty",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import jenkins
 import requests
@@ -27,9 +28,11 @@ class JenkinsClient:
     """The few Jenkins operations deploykit needs. Construct one and inject it (no globals)."""
 
     def __init__(self, url: str, user: str | None = None, token: str | None = None, timeout: float = 10.0):
-        self.url = url.rstrip("/")
+        parts = urlsplit(url.rstrip("/"))
+        # shown in every message: never with user:token@ in it
+        self.url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         self.user = user
-        self._server = jenkins.Jenkins(self.url, username=user, password=token, timeout=timeout)
+        self._server = jenkins.Jenkins(url.rstrip("/"), username=user, password=token, timeout=timeout)
 
     def __repr__(self) -> str:
         return f"JenkinsClient(url={self.url!r}, user={self.user!r})"

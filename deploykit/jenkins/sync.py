@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from xml.etree import ElementTree as ET
 
 from deploykit.errors import Problem, RemoteError, ValidationError
 from deploykit.jenkins.jobxml import JobConfig, carry_runtime_state, config_diff, same_config
@@ -91,8 +92,19 @@ def plan(client: JenkinsLike, jobs: list[tuple[JobConfig, str]]) -> list[JobChan
     """Read-only: what apply would do for each (job, desired config.xml)."""
     changes = []
     known_folders: dict[str, bool] = {}
+    problems: list[Problem] = []
     for job, desired in jobs:
         live = client.job_config(job.name)
+        if live is not None and _root_tag(live) != _root_tag(desired):
+            problems.append(
+                Problem(
+                    job.source,
+                    "id",
+                    f"Jenkins already has an item {job.name!r} of another kind (<{_root_tag(live)}>)",
+                    "rename or delete it in Jenkins, or sync into another --folder",
+                )
+            )
+            continue
         if live is None:
             folders = _missing_folders(client, job.name, known_folders)
             diff = config_diff(None, desired, job.name)
@@ -102,7 +114,16 @@ def plan(client: JenkinsLike, jobs: list[tuple[JobConfig, str]]) -> list[JobChan
         else:
             diff = config_diff(live, desired, job.name)
             changes.append(JobChange(job.name, "update", job.source, diff, carry_runtime_state(desired, live)))
+    if problems:
+        raise ValidationError(problems)
     return changes
+
+
+def _root_tag(xml_text: str) -> str:
+    try:
+        return ET.fromstring(xml_text.encode("utf-8")).tag
+    except ET.ParseError:
+        return "?"
 
 
 def _missing_folders(client: JenkinsLike, name: str, known: dict[str, bool]) -> list[str]:

@@ -189,3 +189,25 @@ def test_duplicate_app_ids_refused(jenkins_double, tree):
     result = sync(d, tree)
     assert result.exit_code == 2 and "is also made from" in result.output
     assert d.state.requests == []
+
+
+def test_url_with_credentials_is_refused_without_echoing_it(tree):
+    env = {"JENKINS_URL": "https://bot:s3cr3t-tok@jenkins.example.com", "JENKINS_USER": None,
+           "JENKINS_API_TOKEN": None}
+    result = CliRunner().invoke(main, ["jenkins", "sync", "--env", "staging", str(tree["apps"])], env=env)
+    assert result.exit_code == 2 and "contains credentials" in result.output
+    assert "s3cr3t-tok" not in result.output
+    client = JenkinsClient("http://bot:s3cr3t-tok@127.0.0.1:1", timeout=1)
+    with pytest.raises(UnreachableError) as err:
+        client.whoami()
+    assert "s3cr3t-tok" not in str(err.value) and "s3cr3t-tok" not in repr(client)
+
+
+def test_item_of_another_kind_is_not_overwritten(jenkins_double, tree):
+    d = jenkins_double
+    freestyle = "<project><builders/><publishers/></project>"
+    JenkinsClient(d.url, user=d.user, token=d.token).create_job("shop-cart", freestyle)
+    writes = len(d.state.writes())
+    result = sync(d, tree)
+    assert result.exit_code == 2 and "of another kind (<project>)" in result.output
+    assert len(d.state.writes()) == writes and "<project>" in d.config("shop-cart")
