@@ -61,6 +61,9 @@ def render_cmd(apps_json: str, groups: tuple[str, ...], template_dir: str | None
       curl -s 'http://marathon:8080/v2/apps?embed=apps.tasks' > apps.json
       deploykit lb render --apps-json apps.json --group external -o haproxy.cfg && haproxy -c -f haproxy.cfg
     """
+    import gc
+
+    gc.disable()  # one-shot process, no reference cycles worth collecting: skip ~0.1 s of GC on a big input
     from deploykit.lb.render import render_apps_file
 
     result = render_apps_file(apps_json, out=out, groups=groups, template_dir=template_dir,

@@ -166,37 +166,47 @@ def _groups(value: str) -> tuple[str, ...]:
     return tuple(sorted(set(groups)))
 
 
-def _port_setting(fields: dict, key: str, name: str, value: str) -> None:
+_PORT_FIELDS = {"VHOST": "vhosts", "PATH": "path", "MODE": "mode", "BALANCE": "balance", "PORT": "port",
+                "STICKY": "sticky", "REDIRECT_TO_HTTPS": "redirect_to_https"}
+_CHECK_FIELDS = {"PATH": "path", "INTERVAL_MS": "interval_ms", "RISE": "rise", "FALL": "fall"}
+
+
+def _port_value(key: str, name: str, value: str) -> object:
     if name == "VHOST":
-        fields["vhosts"] = _hosts(key, value)
-    elif name == "PATH":
-        fields["path"] = _path(key, value)
-    elif name == "MODE":
+        return _hosts(key, value)
+    if name == "PATH":
+        return _path(key, value)
+    if name == "MODE":
         if value.lower() not in MODES:
             raise LabelError(f"label {key}: unknown mode {_show(value)} (use http or tcp)")
-        fields["mode"] = value.lower()
-    elif name == "BALANCE":
+        return value.lower()
+    if name == "BALANCE":
         if value not in BALANCE_ALGORITHMS:
             algos = ", ".join(sorted(BALANCE_ALGORITHMS))
             raise LabelError(f"label {key}: unknown balance algorithm {_show(value)} (use one of {algos})")
-        fields["balance"] = value
-    elif name == "PORT":
-        fields["port"] = _int(key, value, 1, 65535)
-    elif name == "STICKY":
-        fields["sticky"] = _bool(key, value)
-    elif name == "REDIRECT_TO_HTTPS":
-        fields["redirect_to_https"] = _bool(key, value)
+        return value
+    if name == "PORT":
+        return _int(key, value, 1, 65535)
+    return _bool(key, value)  # STICKY, REDIRECT_TO_HTTPS
 
 
-def _check_setting(fields: dict, key: str, name: str, value: str) -> None:
+def _check_value(key: str, name: str, value: str) -> object:
     if name == "PATH":
-        fields["path"] = _path(key, value)
-    elif name == "INTERVAL_MS":
-        fields["interval_ms"] = _int(key, value, 100, 3_600_000)
-    elif name == "RISE":
-        fields["rise"] = _int(key, value, 1, 100)
-    elif name == "FALL":
-        fields["fall"] = _int(key, value, 1, 100)
+        return _path(key, value)
+    if name == "INTERVAL_MS":
+        return _int(key, value, 100, 3_600_000)
+    return _int(key, value, 1, 100)  # RISE, FALL
+
+
+@functools.lru_cache(maxsize=8192)
+def _typed(kind: str, name: str, key: str, value: str) -> object:
+    """One label value, checked and typed. Memoised: most values (checks, groups, modes) repeat across apps."""
+    value = _clean(key, value)
+    if kind == "port":
+        return _port_value(key, name, value)
+    if kind == "check":
+        return _check_value(key, name, value)
+    return _groups(value)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -245,13 +255,16 @@ def parse_labels(labels: dict | None) -> AppLabels:
         if kind == "ignore":
             ignored.append((key, name))
             continue
-        value = _clean(key, labels[key])
+        raw = labels[key]
+        if not isinstance(raw, str):
+            raise LabelError(f"label {key}: value must be a string, got {type(raw).__name__}")
+        typed = _typed(kind, name, key, raw)
         if kind == "port":
-            _port_setting(port_fields.setdefault(index, {}), key, name, value)
+            port_fields.setdefault(index, {})[_PORT_FIELDS[name]] = typed
         elif kind == "check":
-            _check_setting(check_fields.setdefault(index, {}), key, name, value)
+            check_fields.setdefault(index, {})[_CHECK_FIELDS[name]] = typed
         else:
-            groups = _groups(value)
+            groups = typed  # type: ignore[assignment]
     ports: dict[int, PortLabels] = {}
     for index in sorted(port_fields.keys() | check_fields.keys()):
         fields = port_fields.get(index, {})

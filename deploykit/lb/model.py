@@ -16,7 +16,7 @@ import functools
 import gc
 import operator
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import PurePath
 from typing import Any
@@ -219,6 +219,8 @@ class RoutingModel:
     label_rejects: dict[str, Rejected] = field(default_factory=dict)
     app_ignored: dict[str, tuple[Ignored, ...]] = field(default_factory=dict)
     owners: dict[str, tuple[str, ...]] = field(default_factory=dict)  # app id -> its backend names
+    # host name -> IPv4, injected by the daemon (the Runtime API's `set server addr` takes addresses only)
+    resolve: Resolver | None = field(default=None, compare=False, repr=False)
 
     @property
     def health(self) -> dict[str, bool]:
@@ -267,13 +269,15 @@ def _uses_container_ip(app: Mapping) -> bool:
 
 
 @functools.lru_cache(maxsize=8192)
-def _valid_address_str(address: str) -> bool:
-    return _IPV4.match(address) is not None or _HOST.match(address) is not None
+def _address_kind(address: str) -> int:
+    """IPV4, NAME or 0 (unusable). Agent host names repeat across tasks, so this is memoised (bounded)."""
+    if _IPV4.match(address) is not None:
+        return IPV4
+    return NAME if _HOST.match(address) is not None else 0
 
 
-def _valid_address(address: object) -> bool:
-    """Agent host names repeat across tasks, so the check is memoised (bounded)."""
-    return isinstance(address, str) and _valid_address_str(address)
+IPV4, NAME = 1, 2
+Resolver = Callable[[str], "str | None"]
 
 
 @contextlib.contextmanager
@@ -299,11 +303,12 @@ def _candidates(
     container_ports: list[int | None] | None,
     last_known: Mapping[str, bool],
     health_out: dict[str, bool],
+    resolve: Resolver | None = None,
 ) -> list[list[Server]]:
     """Routable tasks per port index: running (or killing, to drain), healthy per Marathon, ready."""
     out: list[list[Server]] = [[] for _ in indexes]
     tasks = app.get("tasks")
-    if not tasks:
+    if not tasks or not indexes:
         return out
     has_health = bool(app.get("healthChecks"))
     not_ready = None
@@ -312,13 +317,18 @@ def _candidates(
         not_ready = {r.get("taskId") for r in readiness if not r.get("ready")}
     use_ip = container_ports is not None and _uses_container_ip(app)
     return _task_candidates(tasks, indexes, container_ports if use_ip else None, has_health, not_ready,
-                            last_known, health_out, out)
+                            last_known, health_out, out, resolve)
 
 
 def _task_candidates(tasks: list, indexes: list[int], container_ports: list[int | None] | None, has_health: bool,
                      not_ready: set | None, last_known: Mapping[str, bool], health_out: dict[str, bool],
-                     out: list[list[Server]]) -> list[list[Server]]:
+                     out: list[list[Server]], resolve: Resolver | None) -> list[list[Server]]:
+    # The hot loop of a full sync (every task of every app): locals only, no helper calls per task.
     use_ip = container_ports is not None
+    single = len(indexes) == 1
+    first_index = indexes[0]
+    first = out[0]
+    kind_of = _address_kind
     for task in tasks:
         state = task.get("state")
         if state == "TASK_RUNNING":
@@ -328,12 +338,15 @@ def _task_candidates(tasks: list, indexes: list[int], container_ports: list[int 
         else:
             continue
         task_id = task.get("id")
-        if not isinstance(task_id, str):
+        if type(task_id) is not str:
             continue
         if has_health:
             results = task.get("healthCheckResults")
             if results:
-                alive = bool(results[0].get("alive")) if len(results) == 1 else all(r.get("alive") for r in results)
+                if len(results) == 1:
+                    alive = results[0].get("alive") is True
+                else:
+                    alive = all(r.get("alive") is True for r in results)
                 health_out[task_id] = alive
             else:  # unknown, e.g. just after a Marathon leader failover: trust what we saw last
                 alive = last_known.get(task_id)
@@ -345,13 +358,28 @@ def _task_candidates(tasks: list, indexes: list[int], container_ports: list[int 
         if not_ready and task_id in not_ready and not draining:
             continue
         if use_ip:
-            ips = task.get("ipAddresses") or []
+            ips = task.get("ipAddresses")
             address = ips[0].get("ipAddress") if ips else None
             ports = container_ports
         else:
             address = task.get("host")
-            ports = task.get("ports") or []
-        if not isinstance(address, str) or not _valid_address_str(address):
+            ports = task.get("ports")
+            if not ports:
+                continue
+        if type(address) is not str:
+            continue
+        kind = kind_of(address)
+        if kind != IPV4:
+            if not kind:
+                continue
+            if resolve is not None:
+                address = resolve(address)
+                if address is None or kind_of(address) != IPV4:
+                    continue
+        if single:
+            port = ports[first_index] if first_index < len(ports) else None
+            if type(port) is int and 0 < port < 65536:
+                first.append(Server(task_id, address, port, draining))
             continue
         for k, index in enumerate(indexes):
             port = ports[index] if index < len(ports) else None
@@ -368,7 +396,8 @@ def _backend_name(app_id: str, index: int) -> str:
 
 
 def _parse_app(
-    app: Mapping, settings: LbSettings, last_known: Mapping[str, bool], health_out: dict[str, bool]
+    app: Mapping, settings: LbSettings, last_known: Mapping[str, bool], health_out: dict[str, bool],
+    resolve: Resolver | None = None,
 ) -> tuple[AppState | None, Rejected | None, tuple[Ignored, ...]]:
     """One app -> its routes and candidates, or a rejection. None, None: not ours (no group / other group)."""
     app_id = app.get("id")
@@ -410,7 +439,7 @@ def _parse_app(
             ), tuple(ignored)
         routes.append(_PortRoute(_backend_name(app_id, index), index, mode, bound if needs_bind else None, port_labels))
     indexes = [r.index for r in routes]
-    cands = _candidates(app, indexes, container_ports, last_known, health_out)
+    cands = _candidates(app, indexes, container_ports, last_known, health_out, resolve)
     structure = (labels.groups, tuple(routes), container_ports is not None and _uses_container_ip(app))
     state = AppState(app_id, structure, tuple(routes), tuple(tuple(c) for c in cands))
     return state, None, tuple(ignored)
@@ -454,6 +483,7 @@ def _assemble(
     app_ignored: dict[str, tuple[Ignored, ...]],
     app_health: dict[str, dict[str, bool]],
     prev: RoutingModel | None,
+    resolve: Resolver | None,
 ) -> RoutingModel:
     """Resolve conflicts between apps (the one sorted first keeps the port/vhost) and lay out servers."""
     prev_backends = prev.backends if prev is not None else {}
@@ -521,6 +551,7 @@ def _assemble(
         label_rejects=label_rejects,
         app_ignored=app_ignored,
         owners=owners,
+        resolve=resolve,
     )
 
 
@@ -530,14 +561,18 @@ def build_model(
     *,
     prev: RoutingModel | None = None,
     last_known_health: Mapping[str, bool] | None = None,
+    resolve: Resolver | None = None,
 ) -> RoutingModel:
     """Full state -> model. `prev` keeps tasks in their slots and supplies the last known health.
 
     `apps` is the "apps" list of a /v2/apps?embed=apps.tasks response. The result remembers
     the health seen for current tasks (`app_health`); pass it as `prev` (or its `health` as
     `last_known_health`) next time so a Marathon leader failover, which forgets health
-    results, does not empty the backends.
+    results, does not empty the backends. `resolve` (default: prev's) maps agent host names to
+    IPv4 addresses so servers can move through the Runtime API; without it names are kept as-is.
     """
+    if resolve is None and prev is not None:
+        resolve = prev.resolve
     prev_health = prev.app_health if prev is not None and last_known_health is None else None
     flat = last_known_health if last_known_health is not None else {}
     states: dict[str, AppState] = {}
@@ -548,7 +583,7 @@ def build_model(
         for app in apps:
             seen: dict[str, bool] = {}
             known = flat if prev_health is None else prev_health.get(app.get("id"), flat)
-            state, rejected, ignored = _parse_app(app, settings, known, seen)
+            state, rejected, ignored = _parse_app(app, settings, known, seen, resolve)
             if state is not None:
                 states[state.app_id] = state
             if rejected is not None:
@@ -557,7 +592,7 @@ def build_model(
                 app_ignored[ignored[0].app_id] = ignored
             if seen:
                 app_health[app.get("id")] = seen
-        return _assemble(settings, states, label_rejects, app_ignored, app_health, prev)
+        return _assemble(settings, states, label_rejects, app_ignored, app_health, prev, resolve)
 
 
 def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel, list[str]]:
@@ -569,7 +604,7 @@ def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel
     app_id = app.get("id")
     old_state = model.apps.get(app_id) if isinstance(app_id, str) else None
     seen: dict[str, bool] = {}
-    state, rejected, ignored = _parse_app(app, model.settings, model.app_health.get(app_id, {}), seen)
+    state, rejected, ignored = _parse_app(app, model.settings, model.app_health.get(app_id, {}), seen, model.resolve)
     health = dict(model.app_health)
     health.pop(app_id, None)
     if seen:
@@ -595,6 +630,7 @@ def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel
             settings=model.settings, backends=backends, http_routes=model.http_routes,
             port_frontends=model.port_frontends, rejected=model.rejected, ignored=model.ignored, app_health=health,
             apps=apps, label_rejects=model.label_rejects, app_ignored=model.app_ignored, owners=model.owners,
+            resolve=model.resolve,
         )
         return new_model, changed
     return _replace_app(model, str(app_id), state, rejected, ignored, health)
@@ -621,7 +657,7 @@ def _replace_app(model: RoutingModel, app_id: str, state: AppState | None, rejec
         label_rejects[app_id] = rejected
     if ignored:
         app_ignored[app_id] = ignored
-    new_model = _assemble(model.settings, apps, label_rejects, app_ignored, health, model)
+    new_model = _assemble(model.settings, apps, label_rejects, app_ignored, health, model, model.resolve)
     changed = sorted(
         name for name in set(model.backends) | set(new_model.backends)
         if model.backends.get(name) is not new_model.backends.get(name)

@@ -268,3 +268,15 @@ def test_apply_app_keeps_health_memory_per_app() -> None:
     assert changed == [] and m2.health == {"a1": True, "b1": True}
     m3, _ = remove_app(m2, "/a")
     assert m3.health == {"b1": True} and m2.health == {"a1": True, "b1": True}
+
+
+def test_resolver_turns_agent_names_into_addresses() -> None:
+    names = {"agent1.example.com": "10.1.1.1"}
+    apps = [app("/a", [task("t1", 1, host="agent1.example.com"), task("t2", 2, host="gone.example.com"),
+                       task("t3", 3, host="10.0.0.3")])]
+    m = build_model(apps, SETTINGS, resolve=names.get)
+    assert addresses(m, "a_0") == [("s1", "10.1.1.1", 1), ("s2", "10.0.0.3", 3)]
+    agent = "agent1.example.com"
+    m2, _ = apply_app(m, app("/a", [task("t1", 1, host=agent), task("t4", 4, host=agent)]))
+    assert addresses(m2, "a_0") == [("s1", "10.1.1.1", 1), ("s2", "10.1.1.1", 4)]
+    assert addresses(build_model(apps, SETTINGS), "a_0")[0] == ("s1", "agent1.example.com", 1)  # no resolver
