@@ -330,3 +330,10 @@ def test_acl_tokens(consul_factory):
     assert r.status_code == 409 and r.json()["Errors"][0]["What"] == "Permission denied"
     with pytest.raises(consul.ACLPermissionDenied):
         app.kv.delete("app/", recurse=True)  # app/private/ is denied inside the prefix
+
+
+def test_keys_with_special_characters(c):
+    for key in ("odd/sp ace/ü%x", "odd/q?x#y", "odd/a+b"):
+        assert c.kv.put(key, key) is True
+        assert c.kv.get(key)[1]["Value"] == key.encode()
+    assert c.kv.get("odd/", keys=True)[1] == ["odd/a+b", "odd/q?x#y", "odd/sp ace/ü%x"]
