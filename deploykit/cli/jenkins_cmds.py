@@ -104,7 +104,7 @@ def jenkinsfile_cmd(app_file: str, envs: str, out_path: str | None, templates_di
 
     options = _options(envs, approve, **kw)
     base = Path(out_path).resolve().parent if out_path else None
-    facts, text = render_for_app(app_file, options, templates_dir=templates_dir, env_dir=env_dir, base=base)
+    facts, _, text = render_for_app(app_file, options, templates_dir=templates_dir, env_dir=env_dir, base=base)
     if out_path:
         _write(Path(out_path), text)
         click.echo(f"wrote {out_path} ({facts.app_id}: {', '.join(options.envs)})", err=True)

@@ -22,6 +22,7 @@ from deploykit.jenkins.templating import render
 TEMPLATE = "jenkins-job.xml.j2"
 RUNTIME_ELEMENTS = ("actions", "properties")  # written by Jenkins itself when the pipeline runs
 DECLARATION = "<?xml version='1.1' encoding='UTF-8'?>\n"
+PARAMETERS = "hudson.model.ParametersDefinitionProperty"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class JobConfig:
     description: str
     script: str  # the rendered Jenkinsfile
     source: str  # the app.yaml it came from (for reports)
+    parameters: tuple[tuple[str, str, str], ...] = ()  # (name, default, description), as in the Jenkinsfile
 
 
 def render_job_xml(job: JobConfig, templates_dir: str | Path | None = None) -> str:
@@ -83,12 +85,23 @@ def config_diff(live: str | None, desired: str, name: str) -> str:
 
 
 def carry_runtime_state(desired: str, live: str) -> str:
-    """`desired` with the live job's <actions>/<properties> put back, so an update keeps them."""
+    """`desired` with the live job's <actions> and <properties> put back, so an update keeps what runs recorded.
+
+    The parameter definitions are the exception: ours replace the live ones, so a parameter just added
+    to the pipeline already has its default on the next build.
+    """
     new_root, live_root = _parse(desired), _parse(live)
     for name in RUNTIME_ELEMENTS:
         live_el = live_root.find(name)
         if live_el is None:
             continue
+        ours = new_root.find(name)
+        if name == "properties" and ours is not None:
+            mine = ours.find(PARAMETERS)
+            for el in live_el.findall(PARAMETERS):
+                live_el.remove(el)
+            if mine is not None:
+                live_el.append(mine)
         children = list(new_root)
         for i, el in enumerate(children):
             if el.tag == name:

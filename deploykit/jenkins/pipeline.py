@@ -90,6 +90,16 @@ class Pipeline:
     notify_param: str = "NOTIFY_WEBHOOK_CREDENTIALS_ID"
     expected_stages: tuple[str, ...] = field(default=())
 
+    @property
+    def all_parameters(self) -> tuple[tuple[str, str, str], ...]:
+        """(name, default, description) of every build parameter, for the Jenkinsfile and the job config."""
+        out = [(b.param, b.default_id, b.description) for b in self.parameters]
+        if self.repo_url:
+            out.append((self.checkout_param, "", "Jenkins credentials id for cloning the app repository (empty: none)"))
+        out.append((self.notify_param, "", "Jenkins credentials id (secret text) of a webhook URL told about "
+                    "failures (empty: none)"))
+        return tuple(out)
+
 
 def _var_id(var: str) -> str:
     return var.lower().replace("_", "-")

@@ -14,7 +14,7 @@ from pathlib import Path
 from deploykit.errors import Problem, ValidationError
 from deploykit.jenkins import jobxml, sync
 from deploykit.jenkins.appinfo import AppFacts, load_app_facts
-from deploykit.jenkins.pipeline import PipelineOptions, build_pipeline, render_jenkinsfile
+from deploykit.jenkins.pipeline import Pipeline, PipelineOptions, build_pipeline, render_jenkinsfile
 
 
 def workspace_path(app_file: Path, base: Path | None) -> str:
@@ -36,13 +36,14 @@ def render_for_app(
     templates_dir: str | Path | None = None,
     env_dir: str | Path | None = None,
     base: Path | None = None,
-) -> tuple[AppFacts, str]:
+) -> tuple[AppFacts, Pipeline, str]:
     """Load + validate one app and render its Jenkinsfile."""
     app_file = Path(app_file)
     facts = load_app_facts(app_file, list(options.envs), env_dir)
     if options.app_path is None:
         options = replace(options, app_path=workspace_path(app_file, base))
-    return facts, render_jenkinsfile(build_pipeline(facts, options), templates_dir)
+    pipeline = build_pipeline(facts, options)
+    return facts, pipeline, render_jenkinsfile(pipeline, templates_dir)
 
 
 def prepare_jobs(
@@ -72,7 +73,7 @@ def prepare_jobs(
                     )
                     continue
                 opts = replace(opts, repo_url=origin[1])
-            facts, script = render_for_app(app_file, opts, templates_dir=templates_dir, env_dir=env_dir)
+            facts, pipeline, script = render_for_app(app_file, opts, templates_dir=templates_dir, env_dir=env_dir)
         except ValidationError as exc:
             problems += exc.problems
             continue
@@ -81,7 +82,8 @@ def prepare_jobs(
             f"Deploys {facts.app_id} to {', '.join(options.envs)}. Managed by `deploykit jenkins sync` "
             f"from {app_file.name}: changes made here are overwritten by the next sync."
         )
-        job = jobxml.JobConfig(name=name, description=description, script=script, source=str(app_file))
+        job = jobxml.JobConfig(name=name, description=description, script=script, source=str(app_file),
+                               parameters=pipeline.all_parameters)
         jobs.append((job, jobxml.render_job_xml(job, templates_dir)))
     if problems:
         raise ValidationError(problems)

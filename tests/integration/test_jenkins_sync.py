@@ -43,6 +43,7 @@ def test_create_then_noop_then_update(jenkins_double, tree):
     assert "+++ b/team/shop/shop-cart/config.xml" in first.output  # the diff of what is created
     assert d.state.items["team"].kind == "folder" and d.state.items["team/shop"].kind == "folder"
     cart = d.config("team/shop/shop-cart")
+    assert "<name>STAGING_CART_DB_PASSWORD_CREDENTIALS_ID</name>" in cart  # parameters before the first run
     assert "stage(&apos;Deploy prod&apos;)" in cart or "stage('Deploy prod')" in cart
     assert "CpsFlowDefinition" in cart and REPO in cart
 
@@ -71,6 +72,9 @@ def test_create_then_noop_then_update(jenkins_double, tree):
     updated = d.config("team/shop/shop-cart")
     assert "CART_SMTP_PASSWORD" in updated
     assert "DeclarativeJobPropertyTrackerAction" in updated  # runtime state kept across the update
+    # the new credential's parameter is declared at once, so the next build already has its default
+    assert "<name>PROD_CART_SMTP_PASSWORD_CREDENTIALS_ID</name>" in updated
+    assert "<defaultValue>shop-cart-prod-cart-smtp-password</defaultValue>" in updated
 
 
 def test_dry_run_changes_nothing(jenkins_double, tree):

@@ -17,8 +17,19 @@ from tests.harness.jenkins_double import write_sample_tree
 SCRIPT = "pipeline {\n    agent any\n    stages {\n        stage('Build') { steps { sh 'a > b && c' } }\n    }\n}\n"
 
 
-def job(script: str = SCRIPT) -> JobConfig:
-    return JobConfig(name="team/shop-cart", description="Deploys <cart> & co", script=script, source="app.yaml")
+PARAMS = (("PROD_CONSUL_HTTP_TOKEN_CREDENTIALS_ID", "prod-consul-http-token", "Consul token"),
+          ("NOTIFY_WEBHOOK_CREDENTIALS_ID", "", "webhook"))
+
+
+def job(script: str = SCRIPT, params=PARAMS) -> JobConfig:
+    return JobConfig(name="team/shop-cart", description="Deploys <cart> & co", script=script, source="app.yaml",
+                     parameters=params)
+
+
+def param_names(root: ET.Element) -> list[str]:
+    return [e.text for e in root.findall(
+        "properties/hudson.model.ParametersDefinitionProperty/parameterDefinitions/"
+        "hudson.model.StringParameterDefinition/name")]
 
 
 def test_render_escapes_and_round_trips_the_script():
@@ -29,6 +40,7 @@ def test_render_escapes_and_round_trips_the_script():
     assert root.find("definition/script").text == SCRIPT
     assert root.find("definition/sandbox").text == "true"
     assert root.find("description").text == "Deploys <cart> & co"
+    assert param_names(root) == [p[0] for p in PARAMS]  # "Build with Parameters" before the first run
 
 
 def test_jenkins_reserialisation_is_not_a_change():
@@ -43,14 +55,25 @@ def test_jenkins_reserialisation_is_not_a_change():
 
 def test_runtime_actions_and_properties_are_ignored_and_carried_over():
     mine = render_job_xml(job())
-    live = mine.replace("<actions/>", "<actions><a.B plugin='p@1'/></actions>").replace(
-        "<properties/>", "<properties><hudson.model.ParametersDefinitionProperty/></properties>")
-    assert same_config(live, mine)
+    root = ET.fromstring(mine.encode())
+    live_root = ET.fromstring(mine.encode())
+    live_root.remove(live_root.find("actions"))
+    live_root.insert(0, ET.fromstring("<actions><a.B plugin='p@1'/></actions>"))
+    props = live_root.find("properties")
+    props.remove(props.find("hudson.model.ParametersDefinitionProperty"))
+    props.append(ET.fromstring("<hudson.model.ParametersDefinitionProperty><parameterDefinitions>"
+                               "<hudson.model.StringParameterDefinition><name>OLD</name>"
+                               "</hudson.model.StringParameterDefinition></parameterDefinitions>"
+                               "</hudson.model.ParametersDefinitionProperty>"))
+    props.append(ET.fromstring("<jenkins.model.BuildDiscarderProperty/>"))
+    live = ET.tostring(live_root, encoding="unicode")
+    assert same_config(live, mine) and param_names(root) != param_names(live_root)
     changed = render_job_xml(job(SCRIPT.replace("'a > b && c'", "'make'")))
     assert not same_config(live, changed)
     merged = ET.fromstring(carry_runtime_state(changed, live).encode())
-    assert merged.find("actions/a.B") is not None
-    assert merged.find("properties/hudson.model.ParametersDefinitionProperty") is not None
+    assert merged.find("actions/a.B") is not None  # what runs recorded is kept ...
+    assert merged.find("properties/jenkins.model.BuildDiscarderProperty") is not None
+    assert param_names(merged) == [p[0] for p in PARAMS]  # ... but the parameters are ours
     assert merged.find("definition/script").text.count("'make'") == 1
     assert [el.tag for el in merged][:3] == ["actions", "description", "keepDependencies"]
 
