@@ -134,13 +134,12 @@ def render(
             record = load_record(from_build)
         except ValidationError as exc:
             problems.extend(exc.problems)
-    if environment is None or problems:
-        try:
-            load_app(app_file, None)
-        except ValidationError as exc:
-            problems.extend(exc.problems)
+    try:  # without a valid environment, still report the app's own problems in the same run
+        spec = load_app(app_file, env_name if environment else None, environment)
+    except ValidationError as exc:
+        problems.extend(exc.problems)
+    if problems or environment is None:
         raise ValidationError(problems)
-    spec = load_app(app_file, env_name, environment)
     image = image_reference(spec, tag=image_tag, digest=image_digest, build_record=record)
     secrets = resolve_secrets(spec, os.environ) if show_secrets else None
     tree = config_tree(spec)

@@ -181,3 +181,13 @@ def test_validate_catches_escape_hatch_conflicts(tmp_path: Path) -> None:
     assert run("validate", str(app)).exit_code == 0  # without an environment nothing is rendered
     result = run("validate", str(app), "--env", "docker", "--env-dir", ENVS, "-o", "json")
     assert result.exit_code == 2 and json.loads(result.output)["problems"][0]["path"] == "marathon"
+
+
+def test_render_bad_build_record_and_app_problems_together(tmp_path: Path) -> None:
+    record = tmp_path / "build.json"
+    record.write_text("{}")
+    app = tmp_path / "app.yaml"
+    app.write_text("id: /a/b\nimage: registry.test/a/b\nsecurity: {privileged: true}\n")
+    result = run("render", str(app), "--env", "docker", "--env-dir", ENVS, "--from-build", str(record), "-o", "json")
+    paths = sorted(p["path"] for p in json.loads(result.output)["problems"])
+    assert result.exit_code == 2 and paths == ["digest", "image", "security.privileged"]
