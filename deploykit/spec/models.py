@@ -84,8 +84,9 @@ class UpgradeSpec(Strict):
     maximum_over_capacity: number(0, 1) = 1.0
 
 
-OPERATORS = ("UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS")
-NEEDS_VALUE = ("LIKE", "UNLIKE", "MAX_PER", "IS")
+# The operators of the official AppDefinition schema deploykit validates against (IS came in 1.8 and is not in it).
+OPERATORS = ("UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER")
+NEEDS_VALUE = ("LIKE", "UNLIKE", "MAX_PER")
 
 
 def _constraint(value: Any) -> list[str]:
@@ -97,6 +98,8 @@ def _constraint(value: Any) -> list[str]:
     if not all(isinstance(v, str) for v in value):
         raise fail("constraint items must be strings", "quote numbers: '3'")
     op = value[1]
+    if op == "IS":
+        raise fail("IS is not in the Marathon schema deploykit checks against", "use [field, LIKE, 'exact-value']")
     if op not in OPERATORS:
         raise fail(f"{op!r} is not a constraint operator", did_you_mean(op.upper(), OPERATORS, fallback="allowed"))
     if op in NEEDS_VALUE and len(value) == 2:
@@ -159,7 +162,7 @@ class AppDoc(Strict):
     cpus: number(0, 256, lo_open=True) = 0.1
     mem: number(32, 1048576, unit="MiB") = 128.0
     disk: number(0, 10485760, unit="MiB") = 0.0
-    cmd: str | None = None
+    cmd: pattern(r"^\s*\S", "command", "a shell command line, e.g. python3 server.py") | None = None
     args: list[str] | None = None
     network: choice("bridge", "host") = "bridge"
     ports: list[PortSpec] = Field(default_factory=list)

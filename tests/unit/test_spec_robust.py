@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deploykit.envs import load_environment
 from deploykit.errors import ValidationError
+from deploykit.render.marathon import render_app
 from deploykit.spec import load_app
 from deploykit.spec.models import AppDoc
 
@@ -29,7 +31,9 @@ def _check(tmp_path: Path, doc: dict, env: str | None) -> None:
     path = tmp_path / "app.yaml"
     path.write_text(yaml.safe_dump(doc))
     try:
-        load_app(path, env, env_dir=ENVS)
+        spec = load_app(path, env, env_dir=ENVS)
+        # whatever validates must render schema-valid (InternalError would fail the test)
+        render_app(spec, load_environment(env or "docker", ENVS), None)
     except ValidationError as exc:
         assert exc.problems and all(p.path is not None and p.message for p in exc.problems)
 
@@ -45,6 +49,12 @@ def test_section_values(tmp_path: Path, section: str) -> None:
     for key in SECTIONS[section]:
         for value in ODD_VALUES:
             _check(tmp_path, {**BASE, section: {key: value}}, "process")
+
+
+@pytest.mark.parametrize("op", ["UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS", "unique"])
+def test_constraints_render(tmp_path: Path, op: str) -> None:
+    for constraint in (["hostname", op], ["hostname", op, "x"]):
+        _check(tmp_path, {**BASE, "constraints": [constraint]}, "docker")
 
 
 def test_port_item_values(tmp_path: Path) -> None:
