@@ -75,3 +75,11 @@ def test_whole_document_not_a_mapping(tmp_path: Path) -> None:
         path.write_text(yaml.safe_dump(value))
         with pytest.raises(ValidationError):
             load_app(path, None)
+
+
+def test_escape_hatch_values(tmp_path: Path) -> None:
+    from deploykit.render.schema import app_properties
+
+    for key in app_properties():
+        for value in ODD_VALUES:
+            _check(tmp_path, {**BASE, "marathon": {key: value}}, "docker")
