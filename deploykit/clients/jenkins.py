@@ -21,7 +21,6 @@ import requests
 from deploykit.errors import AuthError, DeployKitError, RemoteError, UnreachableError
 
 T = TypeVar("T")
-FOLDER_CLASS = "com.cloudbees.hudson.plugins.folder.Folder"
 
 
 class JenkinsClient:
@@ -148,6 +147,3 @@ def _summary(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text[:limit]
 
-
-def is_folder_class(cls: str | None) -> bool:
-    return cls == FOLDER_CLASS

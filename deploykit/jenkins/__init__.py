@@ -8,6 +8,8 @@ Modules:
   rendered (possibly user-overridden) templates before they are written.
 - jobxml: config.xml rendering, normalisation and diff.
 - sync: plan and apply job changes through an injected Jenkins client.
+- templating: the Jinja2 environment (user templates first, shipped ones as `deploykit/...`).
+- service: what the CLI commands call (validate + render everything first, then sync).
 
 Nothing here does network I/O except through the client passed to `sync`.
 """

@@ -220,6 +220,10 @@ def test_invalid_inputs_reported_together(tree):
     with pytest.raises(ValidationError) as err:
         build_pipeline(facts, replace(OPTION_SETS["staging-only"], deploy_timeout_minutes=0, approval_timeout_hours=0))
     assert {p.path for p in err.value.problems} == {"--deploy-timeout", "--approval-timeout"}
+    with pytest.raises(ValidationError) as err:
+        build_pipeline(facts, replace(OPTION_SETS["staging-only"], approve=("stagign",), build_env="prod"))
+    by_path = {p.path: p for p in err.value.problems}
+    assert by_path["--approve"].hint == "did you mean 'staging'?" and "--build-env" in by_path
 
 
 def test_app_errors_come_from_the_spec_loader(tree):
