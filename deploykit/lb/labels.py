@@ -258,6 +258,8 @@ def parse_labels(labels: dict | None) -> AppLabels:
         raw = labels[key]
         if not isinstance(raw, str):
             raise LabelError(f"label {key}: value must be a string, got {type(raw).__name__}")
+        if not raw or raw.isspace():
+            continue  # an empty label means "not set" (UIs leave them behind)
         typed = _typed(kind, name, key, raw)
         if kind == "port":
             port_fields.setdefault(index, {})[_PORT_FIELDS[name]] = typed

@@ -102,8 +102,8 @@ class LbSettings:
                     continue
                 kwargs[key] = float(value)
             else:
-                if not isinstance(value, str) or any(c in value for c in "\n\r#\"'"):
-                    problems.append(Problem(file, where, f"must be a plain string, got {value!r}"))
+                if not isinstance(value, str) or any(c.isspace() or c in "#\"'\\" for c in value):
+                    problems.append(Problem(file, where, f"must be text without spaces, quotes or '#', got {value!r}"))
                     continue
                 kwargs[key] = value
         for key in ("http_port",):
@@ -434,10 +434,15 @@ def _parse_app(
             return None, Rejected(app_id, f"port {index}: service port {bound!r} is not a port"), tuple(ignored)
         needs_bind = not (mode == "http" and port_labels.vhosts) and not (mode == "http" and port_labels.path)
         if needs_bind and not bound:
+            if index not in labels.ports:  # an unlabelled extra port without a service port: just not routed
+                ignored.append(Ignored(app_id, f"port {index}", "no service port and no routing labels: not routed"))
+                continue
             return None, Rejected(
                 app_id, f"port {index}: no service port to bind (set HAPROXY_{index}_PORT or a vhost)"
             ), tuple(ignored)
         routes.append(_PortRoute(_backend_name(app_id, index), index, mode, bound if needs_bind else None, port_labels))
+    if not routes:
+        return None, Rejected(app_id, "no port can be routed (no service ports)"), tuple(ignored)
     indexes = [r.index for r in routes]
     cands = _candidates(app, indexes, container_ports, last_known, health_out, resolve)
     structure = (labels.groups, tuple(routes), container_ports is not None and _uses_container_ip(app))

@@ -280,3 +280,23 @@ def test_resolver_turns_agent_names_into_addresses() -> None:
     m2, _ = apply_app(m, app("/a", [task("t1", 1, host=agent), task("t4", 4, host=agent)]))
     assert addresses(m2, "a_0") == [("s1", "10.1.1.1", 1), ("s2", "10.1.1.1", 4)]
     assert addresses(build_model(apps, SETTINGS), "a_0")[0] == ("s1", "agent1.example.com", 1)  # no resolver
+
+
+def test_unlabelled_port_without_service_port_is_skipped_not_the_app() -> None:
+    a = app("/a", [task("t1")], vhost="a.example.com")
+    a["portDefinitions"] = [{"port": 10001}, {"port": 0}]
+    m = build_model([a], SETTINGS)
+    assert list(m.backends) == ["a_0"] and not m.rejected
+    assert [i.label for i in m.ignored] == ["port 1"]
+    a["labels"]["HAPROXY_1_MODE"] = "tcp"
+    assert "no service port to bind" in build_model([a], SETTINGS).rejected[0].reason
+
+
+def test_empty_label_values_mean_unset() -> None:
+    m = build_model([app("/a", [task("t1")], labels={"HAPROXY_0_VHOST": "", "HAPROXY_0_PATH": " "})], SETTINGS)
+    assert [f.port for f in m.port_frontends] == [10001] and not m.rejected
+
+
+def test_settings_reject_spaces() -> None:
+    with pytest.raises(ValidationError):
+        LbSettings.from_mapping({"bind_address": "127.0.0.1:80 ssl crt /x"})
