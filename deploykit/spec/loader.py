@@ -87,6 +87,7 @@ def load_app(
         env_name=env_name,
         config_contents=contents,
         fetch_uris=uris,
+        key_lines=_key_lines(source, env_name),
     )
 
 
@@ -114,6 +115,19 @@ def _line(source: SourceDoc, env_name: str | None, path: PathKey) -> int | None:
     return source.lines.get(())
 
 
+def _key_lines(source: SourceDoc, env_name: str | None) -> dict[str, int]:
+    """Formatted key path -> line in the merged view (overlay lines win)."""
+    base: dict[str, int] = {}
+    overlay: dict[str, int] = {}
+    prefix = ("environments", env_name)
+    for path, line in source.lines.items():
+        if env_name is not None and path[:2] == prefix and len(path) > 2:
+            overlay[format_path(path[2:])] = line
+        elif path:
+            base[format_path(path)] = line
+    return {**base, **overlay}
+
+
 def _ordered(problems: list[Problem]) -> list[Problem]:
     """Environment-file problems first, then app.yaml problems in line order; drop exact repeats."""
     seen: set[tuple] = set()
@@ -138,8 +152,7 @@ def resolve_secrets(spec: AppSpec, environ: Mapping[str, str]) -> dict[str, str]
         value = environ.get(ref.from_env)
         if not value:
             problems.append(
-                Problem(
-                    str(spec.file),
+                spec.problem(
                     format_path(("secrets", name, "from_env")),
                     f"environment variable {ref.from_env} is not set",
                     f"export {ref.from_env} before deploying (its value is never printed)",

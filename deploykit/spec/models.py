@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from deploykit.errors import Problem
 from deploykit.spec.fields import ScalarStr, choice, duration, fail, number, pattern
 
 APP_ID_RE = r"^/?([a-z0-9]([a-z0-9.-]*[a-z0-9])?)(/[a-z0-9]([a-z0-9.-]*[a-z0-9])?)*$"
@@ -186,7 +187,8 @@ class AppSpec(AppDoc):
 
     `file`/`app_dir` locate the source, `env_name` names the overlay applied,
     `config_contents` holds the bytes of every `config.files` entry (KV key -> bytes),
-    `fetch_uris` the Mesos fetcher URIs with relative paths made absolute `file://` URIs.
+    `fetch_uris` the Mesos fetcher URIs with relative paths made absolute `file://` URIs,
+    `key_lines` the app.yaml line of every key path (the overlay's line where it set the key).
     """
 
     file: Path
@@ -194,6 +196,16 @@ class AppSpec(AppDoc):
     env_name: str | None = None
     config_contents: dict[str, bytes] = Field(default_factory=dict)
     fetch_uris: list[str] = Field(default_factory=list)
+    key_lines: dict[str, int] = Field(default_factory=dict, repr=False)  # "health.port" -> line in app.yaml
+
+    def problem(self, path: str, message: str, hint: str | None = None) -> Problem:
+        """A Problem about this app at key `path`, with file and line, for checks done after loading."""
+        line = None
+        probe = path
+        while probe and line is None:
+            line = self.key_lines.get(probe)
+            probe = probe.rpartition(".")[0] if "." in probe else probe.rpartition("[")[0]
+        return Problem(str(self.file), path, message, hint, line)
 
     def port_index(self, name: str | None) -> int:
         """Index of the named port (None: the first). Valid after loading."""

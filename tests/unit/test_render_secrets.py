@@ -32,6 +32,7 @@ def test_missing_secret_names_the_variable_only(spec) -> None:
     (problem,) = info.value.problems
     assert problem.path == "secrets.DB_PASSWORD.from_env"
     assert "CART_DB_PASSWORD" in problem.message
+    assert problem.line == 1 + WEB.read_text().splitlines().index("  DB_PASSWORD: {from_env: CART_DB_PASSWORD}")
     assert SECRET not in str(info.value) and SECRET not in json.dumps(info.value.to_dict())
 
 
