@@ -56,6 +56,7 @@ class PipelineOptions:
     build_timeout_minutes: int = 30
     deploy_timeout_minutes: int = 30
     approval_timeout_hours: int = 24
+    lock_timeout: str = "5m"  # how long a deploy waits for deploykit's own lock (held from outside Jenkins)
     app_path: str | None = None  # app.yaml path as seen from the workspace root
     repo_url: str | None = None  # set by `sync`: the inline pipeline checks this repo out itself
     branch: str = "main"
@@ -163,6 +164,9 @@ def build_pipeline(facts: AppFacts, options: PipelineOptions) -> Pipeline:
             problems.append(Problem(None, f"--{name}-timeout", f"{value} minutes is out of range", "1..1440"))
     if not 1 <= options.approval_timeout_hours <= 24 * 14:
         problems.append(Problem(None, "--approval-timeout", "out of range", "1..336 hours"))
+    if not re.fullmatch(r"\d{1,4}[smh]", options.lock_timeout):
+        problems.append(Problem(None, "--lock-timeout", f"{options.lock_timeout!r} is not a duration",
+                                "e.g. 0s, 90s, 5m, 1h"))
     if problems:
         raise ValidationError(problems)
 
@@ -180,7 +184,8 @@ def build_pipeline(facts: AppFacts, options: PipelineOptions) -> Pipeline:
     deploys = []
     for env in envs:
         cmd = (
-            f'{dk} deploy "$DEPLOYKIT_APP" --env {env} --from-build build.json --output json'
+            f'{dk} deploy "$DEPLOYKIT_APP" --env {env} --from-build build.json --lock-timeout {options.lock_timeout}'
+            " --output json"
             f' --junit "$DEPLOYKIT_RESULTS/deploy-{env}.xml" > "$DEPLOYKIT_RESULTS/deploy-{env}.json"'
         )
         out = f"{results}/deploy-{env}"

@@ -25,7 +25,8 @@ OPTION_SETS = {
     ),
     "approvals-timeouts": PipelineOptions(
         envs=("staging", "prod"), approve=("staging", "prod"), submitter="release-managers",
-        build_timeout_minutes=45, deploy_timeout_minutes=20, approval_timeout_hours=4, regenerate="custom",
+        build_timeout_minutes=45, deploy_timeout_minutes=20, approval_timeout_hours=4, lock_timeout="90s",
+        regenerate="custom",
     ),
     "sync-checkout": PipelineOptions(
         envs=("staging", "prod"), repo_url="https://git.example.com/shop/cart.git", branch="release",
@@ -102,7 +103,8 @@ def test_structure(tree, name):
         assert f"deploykit:{env}:/shop/cart" in lock.strings
         (sh,) = lock.steps("sh")
         cmd = sh.strings[0]
-        assert f"deploykit deploy \"$DEPLOYKIT_APP\" --env {env} --from-build build.json --output json" in cmd
+        assert f"deploykit deploy \"$DEPLOYKIT_APP\" --env {env} --from-build build.json --lock-timeout" in cmd
+        assert "--output json" in cmd
         assert f'--junit "$DEPLOYKIT_RESULTS/deploy-{env}.xml"' in cmd
         (creds,) = [n for n in deploy.walk() if n.name == "withCredentials"]
         assert "'CONSUL_HTTP_TOKEN'" in creds.head and "'CART_DB_PASSWORD'" in creds.head
@@ -221,9 +223,11 @@ def test_invalid_inputs_reported_together(tree):
         build_pipeline(facts, replace(OPTION_SETS["staging-only"], deploy_timeout_minutes=0, approval_timeout_hours=0))
     assert {p.path for p in err.value.problems} == {"--deploy-timeout", "--approval-timeout"}
     with pytest.raises(ValidationError) as err:
-        build_pipeline(facts, replace(OPTION_SETS["staging-only"], approve=("stagign",), build_env="prod"))
+        build_pipeline(facts, replace(OPTION_SETS["staging-only"], approve=("stagign",), build_env="prod",
+                                      lock_timeout="5 minutes"))
     by_path = {p.path: p for p in err.value.problems}
     assert by_path["--approve"].hint == "did you mean 'staging'?" and "--build-env" in by_path
+    assert "--lock-timeout" in by_path
 
 
 def test_app_errors_come_from_the_spec_loader(tree):
