@@ -55,6 +55,7 @@ def prepare_jobs(
     env_dir: str | Path | None = None,
 ) -> list[tuple[jobxml.JobConfig, str]]:
     """Render every app's job config.xml; all problems of all apps are reported together."""
+    sync.check_folder(folder)
     problems: list[Problem] = []
     jobs: list[tuple[jobxml.JobConfig, str]] = []
     for app_file in sync.find_app_files(paths):

@@ -71,6 +71,24 @@ def find_app_files(paths: Iterable[str | Path]) -> list[Path]:
     return list(unique.values())
 
 
+UNSAFE = set("?*\\%!@#$^&|<>[];:")  # characters Jenkins refuses in item names
+
+
+def check_folder(folder: str | None) -> None:
+    """A --folder like `team/deploys`: every segment must be a name Jenkins accepts."""
+    if not folder:
+        return
+    segments = folder.strip("/").split("/")
+    problems = []
+    for seg in segments:
+        bad = sorted(UNSAFE.intersection(seg))
+        if not seg.strip() or seg in (".", "..") or bad or seg != seg.strip():
+            what = f"contains {''.join(bad)!r}" if bad else "is empty, '.', '..' or padded with spaces"
+            problems.append(Problem(None, "--folder", f"folder name {seg!r} {what}", "e.g. --folder team/deploys"))
+    if problems:
+        raise ValidationError(problems)
+
+
 def job_name(app_id: str, folder: str | None) -> str:
     """`/shop/cart` in folder `team` -> `team/shop-cart`."""
     short = app_id.strip("/").replace("/", "-")

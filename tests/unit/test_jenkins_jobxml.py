@@ -11,7 +11,7 @@ from deploykit.cli import main
 from deploykit.errors import ValidationError
 from deploykit.jenkins import groovy
 from deploykit.jenkins.jobxml import JobConfig, carry_runtime_state, config_diff, normalise, render_job_xml, same_config
-from deploykit.jenkins.sync import find_app_files, git_origin, job_name
+from deploykit.jenkins.sync import check_folder, find_app_files, git_origin, job_name
 from tests.harness.jenkins_double import write_sample_tree
 
 SCRIPT = "pipeline {\n    agent any\n    stages {\n        stage('Build') { steps { sh 'a > b && c' } }\n    }\n}\n"
@@ -112,6 +112,11 @@ def test_job_names_and_app_discovery(tmp_path):
     with pytest.raises(ValidationError) as err:
         find_app_files([str(tmp_path / "envs"), str(tmp_path / "nope")])
     assert len(err.value.problems) == 2
+    check_folder("team/deploys")
+    check_folder(None)
+    with pytest.raises(ValidationError) as err:
+        check_folder("team//a?b/..")
+    assert len(err.value.problems) == 3
 
 
 def test_git_origin_reads_config(tmp_path):
