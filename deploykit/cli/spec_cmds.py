@@ -140,7 +140,9 @@ def render(
         problems.extend(exc.problems)
     if problems or environment is None:
         raise ValidationError(problems)
-    image = image_reference(spec, tag=image_tag, digest=image_digest, build_record=record)
+    image = image_reference(
+        spec, tag=image_tag, digest=image_digest, build_record=record, registry_url=environment.registry.url
+    )
     secrets = resolve_secrets(spec, os.environ) if show_secrets else None
     tree = config_tree(spec)
     prefix = config_prefix(environment.consul.prefix, spec.id, tree.hash) if tree.hash else None

@@ -41,13 +41,32 @@ def repository(image: str) -> str:
     return f"{head}/{last}" if head else last
 
 
+def has_registry_host(image: str) -> bool:
+    """Docker's rule: the first component names a registry if it has a '.' or ':' or is localhost."""
+    first, _, rest = image.partition("/")
+    return bool(rest) and (first == "localhost" or "." in first or ":" in first)
+
+
+def in_registry(image: str, registry_url: str | None) -> str:
+    """A host-less image lives in the environment's registry (`host[:port][/namespace]`), where push puts it."""
+    if not registry_url or has_registry_host(image):
+        return image
+    base = re.sub(r"^[a-z]+://", "", registry_url.strip(), flags=re.IGNORECASE).strip("/")
+    return f"{base}/{image}"
+
+
 def image_reference(
     spec: AppSpec,
     tag: str | None = None,
     digest: str | None = None,
     build_record: BuildRecord | None = None,
+    *,
+    registry_url: str | None = None,
 ) -> str | None:
-    """The full image reference to run: from a build record (pinned digest), a digest, a tag, or app.yaml as is."""
+    """The full image reference to run: from a build record (pinned digest), a digest, a tag, or app.yaml as is.
+
+    `registry_url` (the environment's `registry.url`) places a host-less app.yaml image in that registry.
+    """
     given = [
         name for name, v in (("--image-tag", tag), ("--image-digest", digest), ("--from-build", build_record)) if v
     ]
@@ -55,32 +74,30 @@ def image_reference(
         raise ValidationError(
             [Problem(None, given[1], f"{' and '.join(given)} cannot be combined", "give one of them")]
         )
+    image = in_registry(spec.image, registry_url) if spec.image else None
     if build_record is not None:
-        if spec.image and repository(spec.image) != build_record.image:
-            raise ValidationError(
-                [
-                    Problem(
-                        str(spec.file),
-                        "image",
-                        f"the build record is for {build_record.image}, not {repository(spec.image)}",
-                        "push this app's image first, or point --from-build at its record",
-                    )
-                ]
-            )
+        wanted = repository(image) if image else None
+        same = wanted is None or wanted == build_record.image
+        if not same and not has_registry_host(wanted):  # host-less image, and no registry given to place it
+            same = build_record.image.endswith("/" + wanted)
+        if not same:
+            message = f"the build record is for {build_record.image}, not {wanted}"
+            hint = "push this app's image first, or point --from-build at its record"
+            raise ValidationError([spec.problem("image", message, hint)])
         return build_record.pinned
-    if (tag or digest) and not spec.image:
-        raise ValidationError([Problem(str(spec.file), "image", "is required to apply a tag or digest", "set image:")])
+    if (tag or digest) and not image:
+        raise ValidationError([spec.problem("image", "is required to apply a tag or digest", "set image:")])
     if digest:
         if not DIGEST_RE.match(digest):
             raise ValidationError([Problem(None, "--image-digest", f"{digest!r} is not a digest", "sha256:<64 hex>")])
-        return f"{repository(spec.image)}@{digest}"
+        return f"{repository(image)}@{digest}"
     if tag:
         if not TAG_RE.match(tag):
             raise ValidationError(
                 [Problem(None, "--image-tag", f"{tag!r} is not a valid tag", "letters, digits, '.', '_', '-'")]
             )
-        return f"{repository(spec.image)}:{tag}"
-    return spec.image
+        return f"{repository(image)}:{tag}"
+    return image
 
 
 def render_app(
@@ -103,7 +120,7 @@ def render_app(
     process = environment.marathon.tasks == "process"
     if not process and not image:
         hint = "set image: in app.yaml (docker tasks need one)"
-        raise ValidationError([Problem(str(spec.file), "image", f"no image to run in {environment.name!r}", hint)])
+        raise ValidationError([spec.problem("image", f"no image to run in {environment.name!r}", hint)])
     app: dict[str, Any] = {"id": "/" + spec.id.strip("/")}
     if spec.cmd is not None:
         app["cmd"] = spec.cmd
@@ -140,7 +157,7 @@ def render_app(
     if errors and spec.marathon and not schema_errors(ours):
         # Only the `marathon:` escape hatch made it invalid: the user's input, not a deploykit bug.
         hint = "the merged app fails the Marathon schema: " + "; ".join(errors[:5])
-        raise ValidationError([Problem(str(spec.file), "marathon", "escape-hatch keys conflict with the app", hint)])
+        raise ValidationError([spec.problem("marathon", "escape-hatch keys conflict with the app", hint)])
     validate_against_schema(app)
     if not mask_secrets and secrets:
         app = copy.deepcopy(app)

@@ -116,3 +116,20 @@ def test_docker_tasks_need_an_image(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
         render_app(spec, load_environment("docker", ENVS), None)
     assert info.value.problems[0].path == "image"
+
+
+def test_hostless_image_lives_in_the_environment_registry(tmp_path: Path) -> None:
+    spec = app(tmp_path, "id: /a/b\nimage: shop/cart\n")
+    digest = "sha256:" + "e" * 64
+    assert image_reference(spec, tag="1") == "shop/cart:1"
+    assert (
+        image_reference(spec, tag="1", registry_url="https://registry.test:5000/") == "registry.test:5000/shop/cart:1"
+    )
+    assert image_reference(spec, registry_url="registry.test/team") == "registry.test/team/shop/cart"
+    pushed = BuildRecord(image="registry.test:5000/shop/cart", digest=digest)
+    assert image_reference(spec, build_record=pushed, registry_url="registry.test:5000") == pushed.pinned
+    assert image_reference(spec, build_record=pushed) == pushed.pinned  # no registry given: the path must match
+    with pytest.raises(ValidationError):
+        image_reference(spec, build_record=pushed, registry_url="other.test")
+    hosted = app(tmp_path, "id: /a/b\nimage: localhost:5000/shop/cart\n")
+    assert image_reference(hosted, tag="2", registry_url="registry.test") == "localhost:5000/shop/cart:2"
