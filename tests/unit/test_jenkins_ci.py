@@ -57,3 +57,33 @@ def test_pipeline_runs_deploykit_non_interactively(tmp_path):
         cmd = step.strings[0]
         if cmd.startswith("deploykit "):
             assert "--output json" in cmd and "--junit" in cmd and "< /dev/tty" not in cmd
+
+
+def test_every_deploykit_command_in_the_pipeline_parses(tmp_path):
+    """The options the Jenkinsfile passes exist on the real commands (no "No such option" at 3 a.m.)."""
+    import shlex
+
+    import click
+
+    from deploykit.cli import main
+
+    tree = write_sample_tree(tmp_path)
+    options = PipelineOptions(envs=("staging", "prod"))
+    text = render_jenkinsfile(build_pipeline(load_app_facts(tree["cart"], ["staging", "prod"], tree["envs"]),
+                                             options))
+    env = {"DEPLOYKIT_APP": "app.yaml", "DEPLOYKIT_RESULTS": "deploykit-results"}
+    seen = []
+    for step in groovy.parse(text).block("pipeline").steps("sh"):
+        words = shlex.split(step.strings[0])
+        if words[0] != "deploykit":
+            continue
+        words = words[: words.index(">")]
+        for var, value in env.items():
+            words = [w.replace(f"${var}", value) for w in words]
+        ctx = click.Context(main)
+        cmd = main.get_command(ctx, words[1])
+        assert cmd is not None, words
+        sub = cmd.make_context(words[1], words[2:], parent=ctx)  # raises UsageError on an unknown option
+        assert sub.params.get("output") == "json" and sub.params.get("junit_path"), words
+        seen.append(words[1])
+    assert seen == ["build", "build", "deploy", "deploy"]
