@@ -88,6 +88,7 @@ class HaproxyEndpoint(_Strict):
     config: str = "/etc/haproxy/haproxy.cfg"
     master_socket: str | None = None
     stats_socket: str | None = None
+    state_file: str | None = None  # server state kept across reloads (default: next to the config)
     groups: list[str] = Field(default_factory=lambda: ["external"])
     http_port: number(1, 65535, integer=True) = 80
     bind_address: str = "*"
