@@ -191,3 +191,13 @@ def test_render_bad_build_record_and_app_problems_together(tmp_path: Path) -> No
     result = run("render", str(app), "--env", "docker", "--env-dir", ENVS, "--from-build", str(record), "-o", "json")
     paths = sorted(p["path"] for p in json.loads(result.output)["problems"])
     assert result.exit_code == 2 and paths == ["digest", "image", "security.privileged"]
+
+
+def test_validate_junit_report(tmp_path: Path) -> None:
+    app = tmp_path / "app.yaml"
+    app.write_text("id: /a\nnetwork: brige\n")
+    report = tmp_path / "junit.xml"
+    result = run("validate", str(app), "--junit", str(report))
+    assert result.exit_code == 2
+    xml = report.read_text()
+    assert "<testsuite" in xml and "network" in xml and "failure" in xml
