@@ -174,3 +174,63 @@ def test_lb_render_cli_errors(tmp_path):
     proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(ok), "--strict", "-o",
                            str(tmp_path / "x.cfg")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "/evil" in proc.stderr
+
+
+def _fuzz_value(rng, key: str) -> str:
+    nasty = "\n\r\t #{}'\"$\\;!%()[]*&|<>"
+    plain = "abcdefghijklmnopqrstuvwxyz0123456789.-/:_,"
+    good = {
+        "VHOST": ["a.example.com", "b.example.com,c.example.com", "x-y.example.org"],
+        "PATH": ["/", "/api", "/v1/items", "/a%20b"],
+        "MODE": ["http", "tcp", "HTTP"],
+        "BALANCE": ["roundrobin", "leastconn", "source"],
+        "PORT": ["12001", "65535", "1"],
+        "STICKY": ["true", "false"],
+        "REDIRECT_TO_HTTPS": ["true", "0"],
+        "CHECK_PATH": ["/health", "/"],
+        "CHECK_INTERVAL_MS": ["500", "2000"],
+        "CHECK_RISE": ["1", "3"],
+        "CHECK_FALL": ["2", "9"],
+    }[key]
+    value = rng.choice(good)
+    if rng.random() < 0.6:  # splice nasty characters into a plausible value
+        for _ in range(rng.randrange(1, 4)):
+            pos = rng.randrange(len(value) + 1)
+            value = value[:pos] + rng.choice(nasty + plain) + value[pos:]
+    return value
+
+
+def test_fuzzed_labels_never_break_the_config(tmp_path):
+    """Whatever the labels say, the rendered file is valid and holds only the sections the model has."""
+    import random
+
+    from deploykit.lb.model import LbSettings, build_model
+    from deploykit.lb.render import render_config
+
+    binary = require_binary("haproxy")
+    keys = ["VHOST", "PATH", "MODE", "BALANCE", "PORT", "STICKY", "REDIRECT_TO_HTTPS"]
+    checks = ["CHECK_PATH", "CHECK_INTERVAL_MS", "CHECK_RISE", "CHECK_FALL"]
+    for seed in range(3):
+        rng = random.Random(seed)
+        apps = []
+        for i in range(150):
+            labels = {}
+            for key in rng.sample(keys, rng.randrange(0, 4)):
+                labels[f"HAPROXY_0_{key}"] = _fuzz_value(rng, key)
+            for key in rng.sample(checks, rng.randrange(0, 3)):
+                labels[f"DEPLOYKIT_0_{key}"] = _fuzz_value(rng, key)
+            apps.append(_app(f"/fuzz/app{i}", labels, 20000 + i, [_task(f"t{i}", 30000 + i)]))
+        model = build_model(apps, LbSettings(http_port=free_port(), bind_address="127.0.0.1",
+                                             stats_socket=str(tmp_path / "s.sock"),
+                                             state_file=str(tmp_path / "state")))
+        assert model.rejected and len(model.backends) > 20, (len(model.rejected), len(model.backends))
+        cfg = tmp_path / f"fuzz{seed}.cfg"
+        text = render_config(model)
+        cfg.write_text(text)
+        check = subprocess.run([binary, "-c", "-q", "-f", str(cfg)], capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
+        sections = [line.split()[0] for line in text.splitlines() if line and not line[0].isspace()
+                    and not line.startswith("#")]
+        assert sections.count("backend") == len(model.backends)
+        assert sections.count("frontend") == 1 + len(model.port_frontends)
+        assert set(sections) <= {"global", "defaults", "frontend", "backend"}
