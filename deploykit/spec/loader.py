@@ -50,7 +50,7 @@ def load_app(
         raise ValidationError(
             [*problems, Problem(file, "", "file not found", "give the path to an app.yaml")]
         ) from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError([*problems, Problem(file, "", f"cannot read: {exc}")]) from None
     source = load_yaml(text, file)
     problems.extend(source.problems)
@@ -59,7 +59,9 @@ def load_app(
     if source.data is None:
         raise ValidationError(problems)
     if not isinstance(source.data, Mapping):
-        raise ValidationError([*problems, Problem(file, "", "app.yaml must be a mapping of keys", None, 1)])
+        raise ValidationError(
+            [*problems, Problem(file, "", "app.yaml must be a mapping of keys", "start with id: /group/app", 1)]
+        )
 
     merged = merge_overlay(source.data, env_name)
 
