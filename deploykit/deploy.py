@@ -505,6 +505,14 @@ def _locked_deploy(
 
     run.report["failure"] = outcome.to_dict()
     follow = _follow_hint(prep.environment.name, prep.app_id, dep_id)
+    if outcome.reason == w.SUPERSEDED:
+        # Someone else's deployment took the app over: rolling back would clobber theirs.
+        run.report["rollback"] = {"attempted": False, "why": "another deployment took over the app"}
+        run.report["instructions"] = follow
+        raise DeployLocked(
+            f"{outcome.message}; not rolled back, the app now belongs to that deployment. {follow}",
+            _fail_report(run, "superseded"),
+        )
     if opts.no_rollback or previous is None:
         why = "--no-rollback given" if opts.no_rollback else "the app is new, there is no previous version"
         run.report["rollback"] = {"attempted": False, "why": why}
@@ -607,6 +615,9 @@ def _put_and_watch(
         )
         watcher = w.DeploymentWatch(spec, started=t_put)
         outcome = _wait(marathon, watcher, q, stream, opts.poll_interval, run, progress, stop, lock, phase)
+        if not outcome.ok and outcome.reason in (w.DEPLOYMENT_FAILED, w.VANISHED):
+            with contextlib.suppress(DeployKitError):
+                outcome = w.name_superseder(outcome, spec, marathon.deployments())
         run.timing(f"{phase}_wait_seconds", time.monotonic() - t_put)
         return outcome, dep_id, version
     finally:

@@ -316,6 +316,22 @@ class DeploymentWatch:
         return self.tick(now)
 
 
+def name_superseder(outcome: Outcome, spec: WatchSpec, deployments: list[dict]) -> Outcome:
+    """A failure whose cause is another deployment now running on the app becomes SUPERSEDED, naming it.
+
+    Marathon's `deployment_failed` for a deployment cancelled by a forced one does not say
+    which one; /v2/deployments right afterwards does.
+    """
+    if outcome.ok or outcome.reason not in (DEPLOYMENT_FAILED, VANISHED) or outcome.other_deployment:
+        return outcome
+    others = [d.get("id") for d in deployments
+              if d.get("id") != spec.deployment_id and spec.app_id in (d.get("affectedApps") or [])]
+    if not others:
+        return outcome
+    return Outcome(False, SUPERSEDED, f"deployment {spec.deployment_id} was superseded by deployment {others[0]}",
+                   others[0], outcome.confirmed_by)
+
+
 def _task_healthy(task: dict, has_health: bool) -> bool:
     if not has_health:
         return True

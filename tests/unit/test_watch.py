@@ -135,3 +135,12 @@ def test_default_timeout_grows_with_batches_and_grace():
     assert 60 <= small < big
     assert w.default_timeout({"instances": 1}) == 60.0
     assert w.fail_fast_budget(base, 2) == (30 + 10 * 3 + 1) * 2
+
+
+def test_failure_named_after_the_deployment_that_took_over():
+    wt = make()
+    out = wt.feed_event({"eventType": "deployment_failed", "id": "d1", "reason": "superseded by a forced one"}, 1)
+    deps = [{"id": "d7", "affectedApps": ["/a"]}, {"id": "d8", "affectedApps": ["/b"]}]
+    named = w.name_superseder(out, wt.spec, deps)
+    assert named.reason == w.SUPERSEDED and named.other_deployment == "d7" and "d7" in named.message
+    assert w.name_superseder(out, wt.spec, []) is out
