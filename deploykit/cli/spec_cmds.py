@@ -18,7 +18,12 @@ Examples:
 """,
 )
 @click.argument("app_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--env", "env_name", default=None, help="Environment to validate against (default: the base app only).")
+@click.option(
+    "--env",
+    "env_name",
+    default=None,
+    help="Environment to validate against (default: the base and every overlay, no environment-file rules).",
+)
 @click.option(
     "--env-dir",
     type=click.Path(file_okay=False),
@@ -35,7 +40,7 @@ def validate(
     from deploykit.envs import load_environment
     from deploykit.errors import ValidationError
     from deploykit.render.marathon import render_app
-    from deploykit.spec import load_app
+    from deploykit.spec import load_app, overlay_names
 
     problems = []
     checked = []
@@ -46,6 +51,12 @@ def validate(
         except ValidationError as exc:
             problems.extend(exc.problems)
     for app_file in app_files:
+        if env_name is None:  # no --env: the base and every overlay, without environment-file rules
+            for overlay in overlay_names(app_file):
+                try:
+                    load_app(app_file, overlay, with_environment_file=False)
+                except ValidationError as exc:
+                    problems.extend(p for p in exc.problems if p not in problems)
         try:
             spec = load_app(app_file, None if environment is None else env_name, environment)
             if environment is not None:

@@ -7,7 +7,7 @@ Public API:
 Pure: reads app.yaml and the files it names, never the network.
 """
 
-from deploykit.spec.loader import load_app, merge_overlay, resolve_secrets
+from deploykit.spec.loader import load_app, merge_overlay, overlay_names, resolve_secrets
 from deploykit.spec.models import AppSpec
 
-__all__ = ["AppSpec", "load_app", "merge_overlay", "resolve_secrets"]
+__all__ = ["AppSpec", "load_app", "merge_overlay", "overlay_names", "resolve_secrets"]

@@ -24,11 +24,13 @@ def load_app(
     environment: Environment | None = None,
     *,
     env_dir: str | Path | None = None,
+    with_environment_file: bool = True,
 ) -> AppSpec:
     """Load app.yaml, merge `environments.<env_name>` over the base and validate everything.
 
     The environment file is loaded by name (see deploykit.envs) unless `environment` is
-    given; its problems are reported together with the app's. Rules that depend on the
+    given or `with_environment_file` is False (overlay only, e.g. to check every overlay
+    in CI); its problems are reported together with the app's. Rules that depend on the
     environment (security allows, HAProxy groups, docker vs process tasks) run only when
     there is one. Raises deploykit.errors.ValidationError listing every Problem.
     """
@@ -37,7 +39,7 @@ def load_app(
     if environment is not None and env_name is None:
         env_name = environment.name
     problems: list[Problem] = []
-    if environment is None and env_name is not None:
+    if environment is None and env_name is not None and with_environment_file:
         from deploykit.envs import load_environment
 
         try:
@@ -91,6 +93,18 @@ def load_app(
         fetch_uris=uris,
         key_lines=_key_lines(source, env_name),
     )
+
+
+def overlay_names(path: str | Path) -> list[str]:
+    """Names under `environments:` (best effort: [] when the file cannot be read or parsed)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    overlays = data.get("environments") if isinstance(data, Mapping) else None
+    return sorted(str(name) for name in overlays) if isinstance(overlays, Mapping) else []
 
 
 def merge_overlay(data: Mapping[str, Any], env_name: str | None) -> dict[str, Any]:

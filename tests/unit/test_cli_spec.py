@@ -201,3 +201,12 @@ def test_validate_junit_report(tmp_path: Path) -> None:
     assert result.exit_code == 2
     xml = report.read_text()
     assert "<testsuite" in xml and "network" in xml and "failure" in xml
+
+
+def test_validate_without_env_checks_every_overlay(tmp_path: Path) -> None:
+    app = tmp_path / "app.yaml"
+    app.write_text("id: /a\nenvironments:\n  prod:\n    instances: -1\n  staging:\n    cpus: 0\n")
+    result = run("validate", str(app), "-o", "json")
+    assert result.exit_code == 2
+    got = sorted((p["path"], p["line"]) for p in json.loads(result.output)["problems"])
+    assert got == [("cpus", 6), ("instances", 4)]
