@@ -179,7 +179,7 @@ class AppDoc(Strict):
     config: ConfigSpec = Field(default_factory=ConfigSpec)
     fetch: list[str] = Field(default_factory=list)
     marathon: dict[str, Any] = Field(default_factory=dict)
-    environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    environments: dict[str, dict[str, Any] | None] = Field(default_factory=dict)  # `staging:` alone = no changes
 
 
 class AppSpec(AppDoc):
