@@ -79,7 +79,7 @@ def _watch_loop(url: str, samples: int, conn: Any) -> None:
         conn.send(landed)
 
 
-def bench_wakeup(c: consul.Consul, samples: int) -> list[float]:
+def bench_wakeup(c: consul.Consul, samples: int) -> tuple[list[float], list[float]]:
     """PUT with py-consul in this process; a watcher process holds a blocking GET on the same key."""
     url = f"http://{c.http.host}:{c.http.port}"
     c.kv.put("wake/key", b"0")
@@ -88,6 +88,7 @@ def bench_wakeup(c: consul.Consul, samples: int) -> list[float]:
     watcher = ctx.Process(target=_watch_loop, args=(url, samples, theirs), daemon=True)
     watcher.start()
     latencies: list[float] = []
+    put_rtts: list[float] = []
     try:
         for i in range(samples):
             if not ours.poll(30):
@@ -96,6 +97,7 @@ def bench_wakeup(c: consul.Consul, samples: int) -> list[float]:
             time.sleep(0.02)  # let the request reach the server and park
             t0 = time.perf_counter()
             c.kv.put("wake/key", b"%d" % (i + 1))
+            put_rtts.append(time.perf_counter() - t0)
             if not ours.poll(30):
                 raise RuntimeError("blocked GET was not woken")
             latencies.append(ours.recv() - t0)
@@ -103,7 +105,7 @@ def bench_wakeup(c: consul.Consul, samples: int) -> list[float]:
         watcher.join(10)
         if watcher.is_alive():
             watcher.kill()
-    return latencies
+    return latencies, put_rtts
 
 
 async def _park(url: str, n: int, ready: asyncio.Event, stop: asyncio.Event) -> int:
@@ -171,12 +173,15 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--idle", type=int, default=1000)
     ap.add_argument("--idle-seconds", type=float, default=10.0)
+    ap.add_argument("--server-arg", action="append", default=[],
+                    help="extra server flag, e.g. --server-arg=--journal-inline-budget=0")
     args = ap.parse_args()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="dk-consul-bench-") as tmp:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "deploykit.devcluster.consul", "--port", str(port), "--state-dir", tmp],
+            [sys.executable, "-m", "deploykit.devcluster.consul", "--port", str(port), "--state-dir", tmp,
+             *args.server_arg],
             stdout=subprocess.DEVNULL, start_new_session=True,
         )
         try:
@@ -198,11 +203,14 @@ def main() -> int:
             print(f"idle: {idle['waiting']:.0f} blocking queries parked; server CPU {idle['cpu_s']:.3f} s in "
                   f"{idle['seconds']:.1f} s ({idle['cpu_pct']:.2f}%); one PUT woke {idle['woken_by_one_put']:.0f} "
                   f"waiter(s), {idle['still_waiting']:.0f} still waiting; {idle['early']:.0f} returned early")
-            ms = [x * 1000 for x in idle["during"]]
+            ms = [x * 1000 for x in idle["during"][0]]
+            rtt = [x * 1000 for x in idle["during"][1]]
             print(f"wake-up latency (PUT start -> blocked GET returns; {idle['waiting']:.0f} other waiters parked), "
                   f"{len(ms)} samples: p50 "
                   f"{statistics.median(ms):.2f} ms  p95 {_pct(ms, 95):.2f} ms  p99 {_pct(ms, 99):.2f} ms  "
                   f"max {max(ms):.2f} ms")
+            print(f"for scale, the PUT round trip (py-consul, fsync included): p50 {statistics.median(rtt):.2f} ms"
+                  f"  p95 {_pct(rtt, 95):.2f} ms; load average {os.getloadavg()[0]:.2f}")
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(20)
