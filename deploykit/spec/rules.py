@@ -156,16 +156,18 @@ def rule_haproxy_values(data: Mapping[str, Any], env: Environment | None) -> Ite
 
 
 def rule_security(data: Mapping[str, Any], env: Environment | None) -> Iterator[Finding]:
+    if env is None:  # what is allowed is the environment's call
+        return
     sec = _d(data.get("security"))
-    policy = env.security if env is not None else None
-    where = f" (set in {env.file})" if env is not None else ""
-    if sec.get("privileged") is True and not (policy and policy.allow_privileged):
+    policy = env.security
+    where = f" (set in {env.file})"
+    if sec.get("privileged") is True and not policy.allow_privileged:
         yield (
             ("security", "privileged"),
-            "privileged containers are not allowed in this environment" if env else "privileged needs an environment",
+            "privileged containers are not allowed in this environment",
             f"only if default_attributes.deploykit.security.allow_privileged is true{where}",
         )
-    allowed = set(policy.allow_cap_add) if policy else set()
+    allowed = set(policy.allow_cap_add)
     for i, cap in enumerate(_l(sec.get("cap_add"))):
         if isinstance(cap, str) and cap not in allowed and cap.removeprefix("CAP_") not in allowed:
             yield (

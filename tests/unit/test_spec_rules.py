@@ -71,3 +71,21 @@ def test_allowed_in_a_permissive_environment(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
         load_app(app, "docker", env_dir=ENVS)
     assert sorted(p.path for p in info.value.problems) == ["security.cap_add[0]", "security.privileged"]
+
+
+def test_security_is_the_environments_call(tmp_path: Path) -> None:
+    app = tmp_path / "app.yaml"
+    app.write_text("id: /a/b\nimage: registry.test/a/b\nsecurity: {privileged: true}\n")
+    assert load_app(app, None).security.privileged  # no environment: nothing to check against
+
+
+def test_config_file_size_limit(tmp_path: Path) -> None:
+    (tmp_path / "big.bin").write_bytes(b"x" * (512 * 1024 + 1))
+    (tmp_path / "ok.bin").write_bytes(b"x" * (512 * 1024))
+    app = tmp_path / "app.yaml"
+    app.write_text("id: /a/b\nconfig:\n  files:\n    ok: ok.bin\n    big: big.bin\n")
+    with pytest.raises(ValidationError) as info:
+        load_app(app, None)
+    (problem,) = info.value.problems
+    assert (problem.path, problem.line) == ("config.files.big", 5)
+    assert "524289 bytes" in problem.message and "512 KiB" in (problem.hint or "")
