@@ -17,7 +17,7 @@ import requests
 
 from deploykit.buildrecord import load_record
 from deploykit.clients.registry import ACCEPT, RegistryClient
-from deploykit.errors import AuthError, BuildError, UnreachableError
+from deploykit.errors import AuthError, BuildError, UnreachableError, ValidationError
 from deploykit.image.auth import Credentials
 from deploykit.image.buildah import BuildahBackend
 from deploykit.image.pipeline import ImmutableTagConflict, build_image, plan_build, push_image
@@ -136,8 +136,6 @@ def test_dirty_tree_suffix_and_ci_refusal(app_repo, registry, buildah_store):
     p = plan(app_repo, registry.host, buildah_store)
     assert all(t.endswith("-dirty") for t in p.tags)
     assert any("uncommitted" in w for w in p.warnings)
-    from deploykit.errors import ValidationError
-
     with pytest.raises(ValidationError) as err:
         plan(app_repo, registry.host, buildah_store, environ={"CI": "true"})
     assert "--allow-dirty" in str(err.value)
@@ -187,3 +185,17 @@ def test_unreachable_registry_is_exit_4_before_any_push(app_repo, buildah_store)
                    record_path=None)
     assert err.value.exit_code == 4
     assert host in str(err.value)
+
+
+def test_push_without_a_local_build_says_so(app_repo, registry, buildah_store):
+    p = plan(app_repo, registry.host, buildah_store, "examples/never-built")
+    with pytest.raises(ValidationError) as err:
+        push_image(p, backend(buildah_store), RegistryClient(registry.host, insecure=True), credentials=None,
+                   insecure=True, record_path=None)
+    assert "is not built on this machine" in str(err.value) and "deploykit build" in str(err.value)
+
+
+def test_https_to_a_plain_http_registry_points_at_the_insecure_setting(registry):
+    with pytest.raises(UnreachableError) as err:
+        RegistryClient(registry.host, insecure=False, timeout=10).ping()
+    assert "registry.insecure" in str(err.value)
