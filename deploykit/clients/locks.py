@@ -231,12 +231,12 @@ class ConsulDeployLock:
 
     def current_holder(self) -> Holder | None:
         try:
-            value = self._consul.get(self.key)
+            entry = self._consul.get(self.key, with_meta=True)
         except DeployKitError:
             return None
-        if isinstance(value, dict):
-            value = value.get("Value")
-        return Holder.parse(value)
+        if not entry or not entry.get("Session"):
+            return None  # a leftover value without a session is nobody's lock
+        return Holder.parse(entry.get("Value"))
 
     def acquire(self, timeout: float) -> None:
         self._session = self._consul.session_create(
@@ -300,8 +300,12 @@ class ConsulDeployLock:
         if self._thread:
             self._thread.join(timeout=2)
         if self._session and not self._lost:
+            # Delete the key only while it is still ours (CAS on its index), so the holder
+            # identity never outlives the lock and a successor's lock is never touched.
             with contextlib.suppress(DeployKitError):
-                self._consul.release(self.key, self._session)
+                entry = self._consul.get(self.key, with_meta=True)
+                if entry and entry.get("Session") == self._session:
+                    self._consul.delete(self.key, cas=entry["ModifyIndex"])
         self._destroy()
 
     def _destroy(self) -> None:

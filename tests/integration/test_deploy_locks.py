@@ -75,3 +75,27 @@ def test_expired_session_is_lost_and_check_refuses(zookeeper):
     finally:
         a.stop()
         a.close()
+
+
+def test_consul_session_lock_same_semantics(consul_server):
+    from deploykit.clients.consul import ConsulClient
+    from deploykit.clients.locks import ConsulDeployLock
+
+    a, b = ConsulClient(consul_server.url), ConsulClient(consul_server.url)
+    la = ConsulDeployLock(a, "deploykit/locks", "local", "/shop/cart", holder("alice", "https://ci/job/3/"), ttl=10)
+    lb = ConsulDeployLock(b, "deploykit/locks", "local", "/shop/cart", holder("bob"), ttl=10, poll=0.1)
+    la.acquire(1)
+    la.check()
+    with pytest.raises(LockHeld) as ei:
+        lb.acquire(0.5)
+    assert ei.value.holder.user == "alice" and "https://ci/job/3/" in str(ei.value)
+    # the session vanishing (expired, or destroyed by an operator) is noticed and refuses further changes
+    a.session_destroy(la._session)
+    with pytest.raises(LockLost):
+        la.check()
+    la.release()
+    # behavior=delete + lock-delay 0: the next deployer gets it at once
+    lb.acquire(2)
+    assert lb.current_holder().user == "bob"
+    lb.release()
+    assert b.get("deploykit/locks/local/shop/cart") is None
