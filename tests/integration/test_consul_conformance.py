@@ -82,6 +82,9 @@ def test_404_carries_index_and_errors_are_plain_text(c, srv):
     assert r.status_code == 400 and r.text.startswith("Conflicting flags: ")
     r = requests.get(f"{srv.url}/v1/kv/k?index=abc", timeout=5)
     assert r.status_code == 400 and r.text == "Invalid index"
+    r = requests.get(f"{srv.url}/v1/kv/k?dc=elsewhere", timeout=5)
+    assert r.status_code == 500 and r.text == "No path to datacenter"
+    assert requests.get(f"{srv.url}/v1/kv/no/such/key?dc=dc1", timeout=5).status_code == 404
 
 
 def test_cas_success_and_conflict_and_delete_cas(c):

@@ -713,6 +713,9 @@ async def catalog_datacenters(request: web.Request) -> web.StreamResponse:
 @web.middleware
 async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
     try:
+        dc = request.query.get("dc")
+        if dc and dc != request.app[APP_KEY].datacenter:
+            raise HTTPError(500, "No path to datacenter")
         return await handler(request)
     except HTTPError as exc:
         return web.Response(status=exc.status, text=exc.reason)

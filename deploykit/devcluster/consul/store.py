@@ -297,8 +297,10 @@ class Tx:
                 return None
             return self._write(replace(old, value=value, flags=flags, modify_index=self.index))
         until = self.store.lock_delay_until.get(key)
-        if until is not None and now < until:
-            return None
+        if until is not None:
+            if now < until:
+                return None
+            del self.store.lock_delay_until[key]  # expired: forget it
         if old is None:
             return self._write(Entry(key, value, flags, self.index, self.index, 1, session))
         return self._write(
