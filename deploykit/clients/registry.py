@@ -132,6 +132,8 @@ class RegistryClient:
         if self._auth_header:
             headers["Authorization"] = self._auth_header
         resp = self._send(method, url, headers)
+        if resp.status_code == 403:
+            raise self._auth_error(403)
         if resp.status_code != 401:
             return resp
         self._auth_header = self._answer_challenge(resp.headers.get("WWW-Authenticate", ""), scope)
