@@ -50,6 +50,9 @@ def from_pydantic(
         elif kind in _TYPE_MESSAGES:
             message = _TYPE_MESSAGES[kind]
             hint = f"add {loc[-1]}:" if kind == "missing" else f"got {_short(err.get('input'))}"
+            keys = allowed_keys(model, loc) if kind in ("model_type", "model_attributes_type") else []
+            if keys:
+                hint += f"; keys: {', '.join(keys)}"
         else:
             message = err["msg"]
         path = (*prefix, *loc)
