@@ -123,3 +123,17 @@ def test_acl_rules():
     with pytest.raises(UnknownToken):
         acl.authorize("nope")
     assert Acl(None).authorize("whatever").can_write("x")
+
+
+def test_wait_is_capped_defaulted_and_jittered(tmp_path):
+    from aiohttp.test_utils import make_mocked_request
+
+    from deploykit.devcluster.consul.server import ConsulServer
+
+    srv = ConsulServer(tmp_path)
+    for query, low, high in (("index=5&wait=20m", 600, 600 * 17 / 16), ("index=5", 300, 300 * 17 / 16),
+                             ("index=5&wait=2s", 2, 2 * 17 / 16)):
+        waits = [srv.blocking_params(make_mocked_request("GET", f"/v1/kv/k?{query}"))[1] for _ in range(50)]
+        assert all(low <= w <= high for w in waits), query
+        assert len(set(waits)) > 1  # jitter
+    assert srv.blocking_params(make_mocked_request("GET", "/v1/kv/k?index=7"))[0] == 7
