@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,26 +36,40 @@ _LOAD = """
 import gc, json, sys, time
 if sys.argv[2] == "paused":
     gc.disable()
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 with open(sys.argv[1]) as f:
     json.load(f)
-print(time.perf_counter() - t)
+print(time.perf_counter() - t, time.process_time() - c)
 """
 
 
-def _json_load(path: Path, paused_gc: bool) -> tuple[float, float]:
-    """(json.load time measured inside a fresh interpreter, wall time of that whole process)."""
-    start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _LOAD, str(path), "paused" if paused_gc else "default"],
-                         check=True, capture_output=True, text=True).stdout
-    return float(out), time.perf_counter() - start
+@dataclass
+class Sample:
+    wall: float
+    cpu: float  # user + system CPU seconds: what the machine's other load disturbs least
 
 
-def _command(path: Path, out: Path) -> float:
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(argv: list[str]) -> tuple[Sample, str]:
+    cpu0, start = _child_cpu(), time.perf_counter()
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return Sample(time.perf_counter() - start, _child_cpu() - cpu0), out
+
+
+def _json_load(path: Path, paused_gc: bool) -> tuple[Sample, Sample]:
+    """(json.load timed inside a fresh interpreter, that whole `python -c` process)."""
+    proc, out = _run([sys.executable, "-c", _LOAD, str(path), "paused" if paused_gc else "default"])
+    wall, cpu = (float(x) for x in out.split())
+    return Sample(wall, cpu), proc
+
+
+def _command(path: Path, out: Path) -> Sample:
     deploykit = Path(sys.executable).parent / "deploykit"
-    start = time.perf_counter()
-    subprocess.run([str(deploykit), "lb", "render", "--apps-json", str(path), "-o", str(out), "-q"], check=True)
-    return time.perf_counter() - start
+    return _run([str(deploykit), "lb", "render", "--apps-json", str(path), "-o", str(out), "-q"])[0]
 
 
 def _incremental(path: Path, samples: int = 200) -> tuple[float, float, int]:
@@ -99,34 +115,43 @@ def main() -> None:
             path.write_text(json.dumps(make_apps(size, args.tasks), separators=(",", ":")))
         out = workdir / f"haproxy-{size}.cfg"
         _command(path, out)  # warm the page cache and .pyc files
-        loads, loads_nogc, load_procs, cmds, empties = [], [], [], [], []
+        samples: dict[str, list[Sample]] = {k: [] for k in ("load", "load_nogc", "load_proc", "cmd", "fixed")}
         for _ in range(args.runs):  # interleaved, so machine load hits all alike
             load, proc = _json_load(path, paused_gc=False)
-            loads.append(load)
-            load_procs.append(proc)
-            loads_nogc.append(_json_load(path, paused_gc=True)[0])
-            cmds.append(_command(path, out))
-            empties.append(_command(empty, workdir / "empty.cfg"))
+            samples["load"].append(load)
+            samples["load_proc"].append(proc)
+            samples["load_nogc"].append(_json_load(path, paused_gc=True)[0])
+            samples["cmd"].append(_command(path, out))
+            samples["fixed"].append(_command(empty, workdir / "empty.cfg"))
         valid = "n/a (no haproxy)"
         haproxy = shutil.which("haproxy")
         if haproxy:
             check = subprocess.run([haproxy, "-c", "-q", "-f", str(out)], capture_output=True, text=True)
             valid = "valid" if check.returncode == 0 else f"INVALID: {check.stdout}{check.stderr}"
         p50, p99, ops = _incremental(path)
-        load, load_nogc, proc, cmd, fixed = (statistics.median(x) for x in (loads, loads_nogc, load_procs, cmds,
-                                                                           empties))
-        rows.append((size, path.stat().st_size / 1e6, load, load_nogc, proc, cmd, fixed, p50, p99, ops, valid))
-    print(f"python {sys.version.split()[0]}, {args.runs} interleaved runs, medians; json.load timed inside a fresh "
-          "interpreter")
-    print("| apps x tasks | file MB | json.load | json.load, GC paused | python -c json.load (whole process) "
-          "| lb render (whole command) | lb render of an empty list (fixed cost) | **ratio** command / json.load "
+        med = {k: Sample(statistics.median(x.wall for x in v), statistics.median(x.cpu for x in v))
+               for k, v in samples.items()}
+        rows.append((size, path.stat().st_size / 1e6, med, p50, p99, ops, valid))
+    print(f"python {sys.version.split()[0]}, {args.runs} interleaved runs, medians of wall-clock time "
+          "(CPU time in brackets); json.load is timed inside a fresh interpreter")
+    print("| apps x tasks | file MB | json.load | json.load, GC paused | `python -c` json.load, whole process "
+          "| `lb render`, whole command | `lb render` of an empty list (fixed cost) | **command / json.load** "
           "| (command - fixed) / json.load | command / GC-paused json.load | one task event: apply_app + diff "
           "p50 / p99 | haproxy -c |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for size, mb, load, load_nogc, proc, cmd, fixed, p50, p99, ops, valid in rows:
-        print(f"| {size} x {args.tasks} | {mb:.1f} | {load * 1000:.0f} ms | {load_nogc * 1000:.0f} ms "
-              f"| {proc * 1000:.0f} ms | {cmd * 1000:.0f} ms | {fixed * 1000:.0f} ms | **{cmd / load:.2f}x** "
-              f"| {(cmd - fixed) / load:.2f}x | {cmd / load_nogc:.2f}x "
+
+    def ms(x: Sample) -> str:
+        return f"{x.wall * 1000:.0f} ms ({x.cpu * 1000:.0f})"
+
+    def ratio(a: float, b: float, c: float, d: float) -> str:
+        return f"{a / b:.2f}x ({c / d:.2f}x)"
+
+    for size, mb, m, p50, p99, ops, valid in rows:
+        load, nogc, cmd, fixed = m["load"], m["load_nogc"], m["cmd"], m["fixed"]
+        print(f"| {size} x {args.tasks} | {mb:.1f} | {ms(load)} | {ms(nogc)} | {ms(m['load_proc'])} | {ms(cmd)} "
+              f"| {ms(fixed)} | **{ratio(cmd.wall, load.wall, cmd.cpu, load.cpu)}** "
+              f"| {ratio(cmd.wall - fixed.wall, load.wall, cmd.cpu - fixed.cpu, load.cpu)} "
+              f"| {ratio(cmd.wall, nogc.wall, cmd.cpu, nogc.cpu)} "
               f"| {p50:.2f} / {p99:.2f} ms ({ops} commands) | {valid} |")
 
 if __name__ == "__main__":

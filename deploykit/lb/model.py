@@ -300,7 +300,7 @@ def paused_gc() -> Iterator[None]:
 def _candidates(
     app: Mapping,
     indexes: list[int],
-    container_ports: list[int | None] | None,
+    container_ports: list[int | None] | None,  # given: tasks are reached on their container IP
     last_known: Mapping[str, bool],
     health_out: dict[str, bool],
     resolve: Resolver | None = None,
@@ -315,9 +315,8 @@ def _candidates(
     readiness = app.get("readinessCheckResults")
     if readiness:
         not_ready = {r.get("taskId") for r in readiness if not r.get("ready")}
-    use_ip = container_ports is not None and _uses_container_ip(app)
-    return _task_candidates(tasks, indexes, container_ports if use_ip else None, has_health, not_ready,
-                            last_known, health_out, out, resolve)
+    return _task_candidates(tasks, indexes, container_ports, has_health, not_ready, last_known, health_out, out,
+                            resolve)
 
 
 def _task_candidates(tasks: list, indexes: list[int], container_ports: list[int | None] | None, has_health: bool,
@@ -429,8 +428,8 @@ def _parse_app(
         mode = port_labels.mode or ("http" if port_labels.vhosts or port_labels.path else "tcp")
         if mode == "tcp" and (port_labels.vhosts or port_labels.path):
             return None, Rejected(app_id, f"port {index}: vhost/path routing needs mode http"), tuple(ignored)
-        bound = port_labels.port or service_port
-        if not isinstance(bound, int) or not 0 <= bound < 65536:
+        bound = port_labels.port or service_port or 0
+        if type(bound) is not int or not 0 <= bound < 65536:
             return None, Rejected(app_id, f"port {index}: service port {bound!r} is not a port"), tuple(ignored)
         needs_bind = not (mode == "http" and port_labels.vhosts) and not (mode == "http" and port_labels.path)
         if needs_bind and not bound:
@@ -444,9 +443,10 @@ def _parse_app(
     if not routes:
         return None, Rejected(app_id, "no port can be routed (no service ports)"), tuple(ignored)
     indexes = [r.index for r in routes]
-    cands = _candidates(app, indexes, container_ports, last_known, health_out, resolve)
-    structure = (labels.groups, tuple(routes), container_ports is not None and _uses_container_ip(app))
-    state = AppState(app_id, structure, tuple(routes), tuple(tuple(c) for c in cands))
+    use_ip = container_ports is not None and _uses_container_ip(app)
+    cands = _candidates(app, indexes, container_ports if use_ip else None, last_known, health_out, resolve)
+    routes_t = tuple(routes)
+    state = AppState(app_id, (labels.groups, routes_t, use_ip), routes_t, tuple(map(tuple, cands)))
     return state, None, tuple(ignored)
 
 

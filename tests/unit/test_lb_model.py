@@ -300,3 +300,12 @@ def test_empty_label_values_mean_unset() -> None:
 def test_settings_reject_spaces() -> None:
     with pytest.raises(ValidationError):
         LbSettings.from_mapping({"bind_address": "127.0.0.1:80 ssl crt /x"})
+
+
+def test_port_mapping_without_service_port_is_not_a_crash() -> None:
+    a = {"id": "/a", "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "a.example.com"},
+         "container": {"portMappings": [{"containerPort": 80}]}, "tasks": [task("t1")]}
+    assert list(build_model([a], SETTINGS).backends) == ["a_0"]
+    del a["labels"]["HAPROXY_0_VHOST"]
+    m = build_model([a], SETTINGS)
+    assert not m.backends and "no port can be routed" in m.rejected[0].reason

@@ -76,8 +76,8 @@ def test_slot_layout_keeps_slot_order() -> None:
     m1 = build_model([{**apps()[0], "tasks": [task("c1", 1), task("c2", 2), task("c3", 3)]}], SETTINGS)
     m2, _ = apply_app(m1, {**apps()[0], "tasks": [task("c1", 1), task("c3", 3, "TASK_KILLING")]})
     layout = slot_layout(m2.backends["shop_cart_0"])
-    assert [(k, a) for k, a, _ in layout] == [("server", "s1"), ("spare", 2), ("server", "s3"), ("spare", 4)]
-    assert layout[3][2] == 8
+    assert [(k, a) for k, a, _, _ in layout] == [("server", "s1"), ("spare", 2), ("server", "s3"), ("spare", 4)]
+    assert layout[3][2] == 8 and layout[0][3] == "127.0.0.1:1" and layout[2][2].draining
     cfg = render_config(m2)
     assert "    server s3 127.0.0.1:3 disabled" in cfg  # draining: known address, no new traffic
     assert cfg.index("server s1 ") < cfg.index("server-template s 2-2") < cfg.index("server s3 ")
