@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Protocol
 
 from deploykit.buildrecord import BuildRecord, save_record
 from deploykit.errors import EXIT_LOCKED, BuildError, DeployKitError, Problem, ValidationError
@@ -35,6 +36,16 @@ from deploykit.image.naming import (
     place_in_registry,
     plan_tags,
 )
+
+
+class RegistryAPI(Protocol):
+    """What the pipeline needs from a registry (deploykit.clients.registry.RegistryClient provides it)."""
+
+    def ping(self) -> None: ...
+
+    def manifest_digest(self, repo: str, reference: str) -> str | None: ...
+
+    def get_manifest(self, repo: str, reference: str) -> Any: ...
 
 
 class ImmutableTagConflict(DeployKitError):
@@ -202,7 +213,7 @@ class PushResult:
 def push_image(
     plan: BuildPlan,
     backend: Backend,
-    registry,  # deploykit.clients.registry.RegistryClient (typed loosely: image/ does not import clients/)
+    registry: RegistryAPI,
     *,
     credentials: Credentials | None,
     insecure: bool,
@@ -268,7 +279,7 @@ def push_image(
     return PushResult(record, local.id, manifest.media_type, time.monotonic() - start, warnings)
 
 
-def _check_immutable(registry, repo: ImageName, tags: Sequence[str], local: ImageInfo) -> None:
+def _check_immutable(registry: RegistryAPI, repo: ImageName, tags: Sequence[str], local: ImageInfo) -> None:
     conflicts = []
     for tag in tags:
         remote = registry.get_manifest(repo.path, tag)
