@@ -172,6 +172,12 @@ def available_environments(env_dir: str | Path | None = None) -> list[str]:
 def find_environment_file(name: str, env_dir: str | Path | None = None) -> Path:
     if not name or "/" in name or name.startswith("."):
         raise ValidationError([Problem(None, "--env", f"{name!r} is not an environment name", "e.g. local, prod")])
+    explicit = env_dir or os.environ.get("DEPLOYKIT_ENV_DIR")
+    if explicit and not Path(explicit).is_dir():  # a typo must not silently fall back to other files
+        source = "--env-dir" if env_dir else "$DEPLOYKIT_ENV_DIR"
+        raise ValidationError(
+            [Problem(None, source, f"folder {str(explicit)!r} not found", "give a folder of <env>.json")]
+        )
     dirs = search_dirs(env_dir)
     for d in dirs:
         candidate = d / f"{name}.json"

@@ -200,3 +200,14 @@ def test_chef_shape_is_checked(tmp_path: Path) -> None:
     got = {p.path: p for p in info.value.problems}
     assert set(got) == {"default_attribute", "cookbook_versions"}
     assert got["default_attribute"].hint == "did you mean 'default_attributes'?"
+
+
+def test_missing_explicit_folder_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEPLOYKIT_ENV_DIR", raising=False)
+    with pytest.raises(ValidationError) as info:
+        load_environment("prod", tmp_path / "typo")
+    assert info.value.problems[0].path == "--env-dir"
+    monkeypatch.setenv("DEPLOYKIT_ENV_DIR", str(tmp_path / "typo"))
+    with pytest.raises(ValidationError) as info:
+        load_environment("prod")
+    assert info.value.problems[0].path == "$DEPLOYKIT_ENV_DIR"
