@@ -52,19 +52,22 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def bench_writes(c: consul.Consul, n: int) -> tuple[float, float]:
+def bench_writes(c: consul.Consul, n: int, pid: int) -> tuple[float, float, float, float]:
+    cpu0 = _cpu_seconds(pid)
     t0 = time.perf_counter()
     for start in range(0, n, 64):
         ops = [{"KV": {"Verb": "set", "Key": f"txn/{i:06d}", "Value": base64.b64encode(b"v%d" % i).decode()}}
                for i in range(start, min(n, start + 64))]
         assert c.txn.put(ops)["Errors"] is None
     txn_s = time.perf_counter() - t0
+    cpu1 = _cpu_seconds(pid)
     t0 = time.perf_counter()
     for i in range(n):
         assert c.kv.put(f"put/{i:06d}", b"v%d" % i) is True
     put_s = time.perf_counter() - t0
+    cpu2 = _cpu_seconds(pid)
     assert len(c.kv.get("txn/", keys=True)[1]) == n and len(c.kv.get("put/", keys=True)[1]) == n
-    return txn_s, put_s
+    return txn_s, put_s, cpu1 - cpu0, cpu2 - cpu1
 
 
 def _watch_loop(url: str, samples: int, conn: Any) -> None:
@@ -196,9 +199,10 @@ def main() -> int:
                     time.sleep(0.05)
             c = consul.Consul(host="127.0.0.1", port=port)
             c.token = None
-            txn_s, put_s = bench_writes(c, args.keys)
+            txn_s, put_s, txn_cpu, put_cpu = bench_writes(c, args.keys, proc.pid)
             print(f"writes: {args.keys} keys  txn(64-op chunks) {txn_s:.2f} s ({args.keys / txn_s:,.0f} keys/s)  "
-                  f"one PUT per key {put_s:.2f} s ({args.keys / put_s:,.0f} keys/s)  speed-up {put_s / txn_s:.1f}x")
+                  f"one PUT per key {put_s:.2f} s ({args.keys / put_s:,.0f} keys/s)  speed-up {put_s / txn_s:.1f}x; "
+                  f"server CPU {txn_cpu:.2f} s vs {put_cpu:.2f} s ({put_cpu / args.keys * 1e6:.0f} us per PUT)")
             idle = bench_idle(url, proc.pid, args.idle, args.idle_seconds, lambda: bench_wakeup(c, args.samples))
             print(f"idle: {idle['waiting']:.0f} blocking queries parked; server CPU {idle['cpu_s']:.3f} s in "
                   f"{idle['seconds']:.1f} s ({idle['cpu_pct']:.2f}%); one PUT woke {idle['woken_by_one_put']:.0f} "
