@@ -57,20 +57,20 @@ def load_yaml(text: str, file: str | None) -> SourceDoc:
 def _build(node: yaml.Node, path: PathKey, doc: SourceDoc, file: str | None, loader: yaml.SafeLoader) -> Any:
     """Plain data for `node`; `loader` only constructs scalars and resolves merge keys."""
     if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        loader.flatten_mapping(node)  # resolve `<<: *anchor` merge keys
+        out: dict[str, Any] = {}
+        explicit = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        loader.flatten_mapping(node)  # resolve `<<: *anchor` merge keys (merged pairs come first)
+        seen: set[str] = set()
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool) or key is None:
-                key = str(key)
-            key_path = (*path, key if isinstance(key, str) else str(key))
+            key = key if isinstance(key, str) else str(key)
+            key_path = (*path, key)
             line = key_node.start_mark.line + 1
-            if isinstance(key, str) and key in out:
-                doc.problems.append(
-                    Problem(file, format_path(key_path), "duplicate key", "keep one; YAML keeps only the last", line)
-                )
-            if not isinstance(key, str):
-                key = str(key)
+            if id(key_node) in explicit:  # overriding a merged key is fine; repeating an explicit one is not
+                if key in seen:
+                    hint = "keep one; YAML keeps only the last"
+                    doc.problems.append(Problem(file, format_path(key_path), "duplicate key", hint, line))
+                seen.add(key)
             doc.lines[key_path] = line
             out[key] = _build(value_node, key_path, doc, file, loader)
         return out

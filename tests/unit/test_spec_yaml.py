@@ -21,6 +21,8 @@ def test_lines_for_keys_and_items() -> None:
 def test_merge_keys_and_anchors() -> None:
     doc = load_yaml("base: &b {cpus: 1, mem: 64}\napp:\n  <<: *b\n  mem: 128\n", None)
     assert doc.data["app"] == {"cpus": 1, "mem": 128}
+    assert doc.problems == []  # overriding a merged key is not a duplicate
+    assert doc.lines[("app", "mem")] == 4
 
 
 def test_duplicate_keys_are_problems() -> None:
