@@ -6,6 +6,7 @@ One server per module keeps this fast; each test works under its own key prefix.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 
@@ -340,3 +341,21 @@ def test_keys_with_special_characters(c):
         assert c.kv.put(key, key) is True
         assert c.kv.get(key)[1]["Value"] == key.encode()
     assert c.kv.get("odd/", keys=True)[1] == ["odd/a+b", "odd/q?x#y", "odd/sp ace/ü%x"]
+
+
+def test_index_ahead_of_the_server_blocks_until_wait(c):
+    c.kv.put("ahead/k", "v")
+    index, _ = c.kv.get("ahead/k")
+    start = time.monotonic()
+    new_index, entry = c.kv.get("ahead/k", index=int(index) + 1000, wait="0.5s")
+    assert time.monotonic() - start >= 0.5 and new_index == index and entry["Value"] == b"v"
+
+
+def test_txn_body_limit_413(srv):
+    chunk = _b64("x" * 10_000)
+    ops = [{"KV": {"Verb": "set", "Key": f"tb/{i}", "Value": chunk}} for i in range(64)]  # ~850 KB of JSON
+    r = requests.put(f"{srv.url}/v1/txn", json=ops, timeout=10)
+    assert r.status_code == 413 and r.text == "Request body too large, max size: 524288 bytes"
+    big = [{"KV": {"Verb": "set", "Key": "tb/big", "Value": _b64("y" * 524_289)}}]
+    r = requests.put(f"{srv.url}/v1/txn", data=json.dumps(big).encode(), timeout=10)
+    assert r.status_code == 413
