@@ -433,7 +433,7 @@ def _deploy(opts: DeployOptions, prep: Prepared, clients: Clients, run: Run, pro
         run.report["versions"]["to"] = run.report["versions"]["from"]
         return run.finish("unchanged")
 
-    progress("lock", {"what": f"{prep.environment.name}/{prep.app_id}"})
+    progress("lock", {"what": f"{prep.environment.name}{prep.app_id}"})
     t_lock = time.monotonic()
     lock = clients.lock_factory(prep.app_id)
     run.report["lock"] = {"name": getattr(lock, "name", None), "kind": type(lock).__name__}

@@ -62,9 +62,11 @@ class Progress:
                 else:
                     self._status.update(line)
                 return
+            # plain logs: a line when something other than the clock changed, else every 10 s
+            key = self._wait_line(phase, {**info, "elapsed_seconds": 0})
             now = time.monotonic()
-            if line != self._last_line or now - self._last_time > 10:
-                self._last_line, self._last_time = line, now
+            if key != self._last_line or now - self._last_time > 10:
+                self._last_line, self._last_time = key, now
                 self.con.print(line)
             return
         self.close()
@@ -239,7 +241,10 @@ def history(app, env_name, env_dir, output, junit_path, limit):
     if output != "json":
         from rich.table import Table
 
-        table = Table("", "version", "image", "git sha", "deployed by", "config")
+        table = Table("")
+        table.add_column("version", no_wrap=True)
+        for name in ("image", "git sha", "deployed by", "config"):
+            table.add_column(name)
         for row in doc["versions"]:
             table.add_row("*" if row["current"] else "", row["version"], str(row["image"] or ""),
                           (row["git_sha"] or "")[:12], str(row["deployed_by"] or ""), str(row["config_hash"] or ""))
