@@ -122,13 +122,15 @@ def ls_cmd(prefix: str, recursive: bool, env_name: str, env_dir: str | None, url
 @click.argument("prefix")
 @click.option("--key", "exact", is_flag=True, help="Watch exactly this key, not a prefix.")
 @click.option("--wait", default="60s", show_default=True, help="How long each blocking query may wait.")
+@click.option("--retry-for", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="Seconds to keep retrying while Consul is unreachable (e.g. a devcluster restart).")
 @env_options
 @_url_option
 @click.option("--output", "-o", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per change, one per line.")
 @handle_errors("config watch")
-def watch_cmd(prefix: str, exact: bool, wait: str, env_name: str, env_dir: str | None, url: str | None,
-              output: str) -> None:
+def watch_cmd(prefix: str, exact: bool, wait: str, retry_for: float, env_name: str, env_dir: str | None,
+              url: str | None, output: str) -> None:
     """Print changes under PREFIX as they happen (blocking queries) until Ctrl-C.
 
     \b
@@ -136,7 +138,7 @@ def watch_cmd(prefix: str, exact: bool, wait: str, env_name: str, env_dir: str |
       deploykit config watch config/examples/hello/ --env local
     """
     client, _ = _client(env_name, env_dir, url)
-    for event in client.watch(prefix, prefix=not exact, wait=wait):
+    for event in client.watch(prefix, prefix=not exact, wait=wait, retry_for=retry_for):
         if output == "json":
             doc = {"index": event.index,
                    "changed": {k: (None if v is None else _text(v)) for k, v in sorted(event.changed.items())}}

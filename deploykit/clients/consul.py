@@ -170,24 +170,40 @@ class ConsulClient:
 
     def watch(
         self, target: str, *, prefix: bool = True, index: int | None = None, wait: str = "60s",
-        min_interval: float = 0.1,
+        min_interval: float = 0.1, retry_for: float = 0.0,
     ) -> Iterator[WatchEvent]:
         """Follow a key (prefix=False) or a prefix with blocking queries; yields only when the data changed.
 
         Follows Consul's rules for clients: the index can go backwards (reset to 0 and read
         again), a return is not proof of change (compare data), never block on index 0, and
         keep iterations at least `min_interval` apart so a misbehaving server cannot make us spin.
+        While Consul is unreachable it retries with back-off for up to `retry_for` seconds
+        (a restarting agent), then raises UnreachableError.
         """
         last: dict[str, bytes] | None = None
         idx = index or 0
+        failing_since: float | None = None
+        backoff = 0.25
         while True:
             started = time.monotonic()
-            if prefix:
-                new_idx, items = self._entries(target, idx, wait)
-            else:
-                raw_idx, entry = self._call(f"watching {target}", self._c.kv.get, target, index=idx or None, wait=wait)
-                new_idx = int(raw_idx)
-                items = {} if entry is None else {target: entry.get("Value") or b""}
+            try:
+                if prefix:
+                    new_idx, items = self._entries(target, idx, wait)
+                else:
+                    raw_idx, entry = self._call(
+                        f"watching {target}", self._c.kv.get, target, index=idx or None, wait=wait
+                    )
+                    new_idx = int(raw_idx)
+                    items = {} if entry is None else {target: entry.get("Value") or b""}
+            except UnreachableError:
+                failing_since = failing_since or started
+                if started - failing_since >= retry_for:
+                    raise
+                log.warning("Consul at %s is unreachable; retrying the watch in %.2gs", self.url, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            failing_since, backoff = None, 0.25
             if new_idx < idx:
                 log.info("consul index for %s went backwards (%d -> %d); reading again", target, idx, new_idx)
                 idx = 0

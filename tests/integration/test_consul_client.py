@@ -162,3 +162,24 @@ def test_versions_and_gc(client):
     assert gone == ["bbb", "eee"]
     assert [h for h, _ in client.list_config_versions("config/shop/cart/")] == ["ddd", "ccc", "aaa"]
     assert client.tree("config/shop/cart/aaa/") == {"config/shop/cart/aaa/x": b"aaa"}
+
+
+def test_watch_survives_a_server_restart(consul_server):
+    client = ConsulClient(consul_server.url, timeout=2)
+    client.put("r/a", "1")
+    events = client.watch("r/", wait="2s", retry_for=30)
+    assert next(events).items == {"r/a": b"1"}
+    consul_server.kill()
+
+    def restart_and_write() -> None:
+        time.sleep(0.5)
+        consul_server.start()
+        client.put("r/b", "2")
+
+    t = threading.Thread(target=restart_and_write)
+    t.start()
+    assert next(events).changed == {"r/b": b"2"}
+    t.join()
+    consul_server.kill()
+    with pytest.raises(UnreachableError):
+        next(client.watch("r/", retry_for=0))
