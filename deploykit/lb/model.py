@@ -423,7 +423,13 @@ def _parse_app(
         if index >= len(service_ports):
             ignored.append(Ignored(app_id, f"HAPROXY_{index}_*", f"app has no port index {index}"))
     routes = []
+    # Labels on some ports route those ports only (deploykit labels the one port app.yaml routes; an
+    # admin or metrics port must not appear on the load balancer). Only a group label: every port, as
+    # marathon-lb does.
+    labelled = labels.ports
     for index, service_port in enumerate(service_ports):
+        if labelled and index not in labelled:
+            continue
         port_labels = labels.for_port(index)
         mode = port_labels.mode or ("http" if port_labels.vhosts or port_labels.path else "tcp")
         if mode == "tcp" and (port_labels.vhosts or port_labels.path):

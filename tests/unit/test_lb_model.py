@@ -285,11 +285,23 @@ def test_resolver_turns_agent_names_into_addresses() -> None:
 def test_unlabelled_port_without_service_port_is_skipped_not_the_app() -> None:
     a = app("/a", [task("t1")], vhost="a.example.com")
     a["portDefinitions"] = [{"port": 10001}, {"port": 0}]
+    a["labels"] = {"HAPROXY_GROUP": "external"}  # group only: every port is routed, as with marathon-lb
     m = build_model([a], SETTINGS)
     assert list(m.backends) == ["a_0"] and not m.rejected
     assert [i.label for i in m.ignored] == ["port 1"]
-    a["labels"]["HAPROXY_1_MODE"] = "tcp"
+    a["labels"]["HAPROXY_1_MODE"] = "tcp"  # port 1 asked for explicitly: without a service port that is an error
     assert "no service port to bind" in build_model([a], SETTINGS).rejected[0].reason
+
+
+def test_labelled_ports_only_when_some_port_is_labelled() -> None:
+    a = app("/a", [{**task("t1"), "ports": [31001, 31002, 31003]}], vhost="a.example.com")
+    a["portDefinitions"] = [{"port": 10001}, {"port": 10002}, {"port": 10003}]
+    assert list(build_model([a], SETTINGS).backends) == ["a_0"]  # the admin ports stay off the load balancer
+    a["labels"]["DEPLOYKIT_2_CHECK_PATH"] = "/health"
+    m = build_model([a], SETTINGS)
+    assert list(m.backends) == ["a_0", "a_2"] and [f.port for f in m.port_frontends] == [10003]
+    a["labels"] = {"HAPROXY_GROUP": "external"}
+    assert list(build_model([a], SETTINGS).backends) == ["a_0", "a_1", "a_2"]
 
 
 def test_empty_label_values_mean_unset() -> None:
