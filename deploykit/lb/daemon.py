@@ -249,7 +249,10 @@ class Daemon:
         self._report_rejects(new)
         self.model = new
         if self.live is None:
-            return self._install_full(new, t0, reason="first sync")
+            ok = self._install_full(new, t0, reason="first sync")
+            if not ok:  # HAProxy not started or refused the config: try again soon, not in resync_interval
+                self._next_resync = self.clock() + min(5.0, self.opts.resync_interval)
+            return ok
         diff = lbchanges.diff(self.live, new, only=sorted(only) if only is not None else None)
         if diff.empty:
             self.live = new

@@ -8,10 +8,12 @@ Marathon's stream has no replay. Threads here only read and enqueue; the daemon 
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,28 @@ class LeaderChanged:
 @dataclass(frozen=True)
 class ZkReconnected:
     """Queue item: the ZooKeeper session is back after a loss; resync in case we missed a failover."""
+
+
+_APPS_ARRAY = re.compile(r'\A\s*\{\s*"apps"\s*:\s*\[')
+_SEP = re.compile(r"\s*,?\s*")
+
+
+def iter_apps(text: str) -> Iterator[dict]:
+    """Yield the apps of a `{"apps": [...]}` document one by one (falls back to a full parse)."""
+    m = _APPS_ARRAY.match(text)
+    if m is None:
+        doc = json.loads(text)
+        yield from (doc.get("apps") or []) if isinstance(doc, dict) else []
+        return
+    decoder = json.JSONDecoder()
+    pos = m.end()
+    while True:
+        pos = _SEP.match(text, pos).end()
+        if pos >= len(text) or text[pos] == "]":
+            return
+        app, pos = decoder.raw_decode(text, pos)
+        if isinstance(app, dict):
+            yield app
 
 
 def apps_touched(event: Event) -> tuple[list[str], bool]:
@@ -189,9 +213,18 @@ class MarathonSource:
         if thread is not None:
             thread.join(timeout=5)
 
-    def snapshot(self) -> list[dict]:
-        """Every app with its tasks (GET /v2/apps?embed=apps.tasks)."""
-        return self.client.list_apps(embed=("apps.tasks",))
+    def snapshot(self) -> Iterator[dict]:
+        """Every app with its tasks (GET /v2/apps?embed=apps.tasks), parsed one app at a time.
+
+        The daemon's memory peak is the full snapshot: 3,000 apps x 5 tasks is ~15 MB of JSON
+        and ~65 MB as Python objects. Decoding app by app while the model is built keeps only
+        one app's objects alive at once.
+        """
+        resp = self.client.request("GET", "/v2/apps", params=[("embed", "apps.tasks")])
+        assert resp is not None
+        body = resp.content
+        resp.close()
+        return iter_apps(body.decode("utf-8"))
 
     def app(self, app_id: str) -> dict | None:
         """One app with its tasks, or None when Marathon no longer has it."""
