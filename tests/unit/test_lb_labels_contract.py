@@ -1,0 +1,42 @@
+"""The label contract end to end: what deploykit.render.marathon writes, lb.model routes as app.yaml says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deploykit.envs import load_environment
+from deploykit.lb.model import LbSettings, build_model
+from deploykit.render.marathon import image_reference, render_app
+from deploykit.spec.loader import load_app
+
+HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello" / "app.yaml"
+
+
+@pytest.mark.parametrize("env_name", ["local", "prod"])
+def test_rendered_example_app_is_routed_as_its_app_yaml_says(env_name: str) -> None:
+    environment = load_environment(env_name)
+    spec = load_app(HELLO, env_name, environment)
+    app = render_app(spec, environment, image_reference(spec, tag="1.0.0", digest=None))
+    service_port = 10001
+    app["tasks"] = [
+        {"id": f"hello.t{i}", "host": "10.0.0.5", "ports": [31000 + i], "state": "TASK_RUNNING",
+         "ipAddresses": [{"ipAddress": f"172.17.0.{i + 2}", "protocol": "IPv4"}],
+         "healthCheckResults": [{"alive": True}]}
+        for i in range(2)
+    ]
+    model = build_model([app], LbSettings(groups=("external",)))
+    assert not model.rejected and not model.ignored
+    backend = model.backends["examples_hello_0"]
+    assert (backend.mode, backend.balance) == ("http", "roundrobin")
+    assert (backend.check.path, backend.check.interval_ms, backend.check.rise, backend.check.fall) == (
+        "/health", 1000, 2, 2)
+    assert [r.vhosts for r in model.http_routes] == [("hello.local",)]
+    assert not model.port_frontends  # a vhost app is routed on the shared http frontend only
+    # local: processes on host ports; prod: Docker bridge networking, so host ports too
+    assert [(s.task_id, s.address, s.port) for _, s in backend.servers] == [
+        ("hello.t0", "10.0.0.5", 31000), ("hello.t1", "10.0.0.5", 31001)]
+    ports = [m.get("servicePort") for m in (app.get("container") or {}).get("portMappings") or []] or [
+        d.get("port") for d in app.get("portDefinitions") or []]
+    assert ports == [service_port]
