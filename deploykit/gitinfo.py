@@ -27,9 +27,11 @@ class GitInfo:
     sha: str  # full 40-hex commit id of HEAD
     branch: str | None  # $BRANCH_NAME (Jenkins) or the checked-out branch; None when detached
     dirty: bool  # uncommitted changes (incl. untracked, not ignored) under the path asked about
-    changed: list[str] = field(default_factory=list)  # a few of those paths, for the warning
+    changed: list[str] = field(default_factory=list)  # those paths, relative to `root`
     remote_url: str | None = None  # origin, with any credentials removed
     commit_time: str | None = None  # ISO 8601 committer date of HEAD
+    untracked: list[str] = field(default_factory=list)  # the subset of `changed` git does not track
+    root: str | None = None  # the work tree's top folder
 
     @property
     def short_sha(self) -> str:
@@ -70,8 +72,9 @@ def read_git_info(path: str | os.PathLike, environ: Mapping[str, str] | None = N
     if branch is None:
         ref = _git(where, "symbolic-ref", "--short", "-q", "HEAD")
         branch = (ref.stdout.strip() or None) if ref.returncode == 0 else None
-    status = _git(where, "status", "--porcelain", "--untracked-files=normal", "--", str(p))
-    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+    status = _git(where, "status", "--porcelain", "-z", "--untracked-files=all", "--", str(p))
+    changed, untracked = _parse_status(status.stdout)
+    top = _git(where, "rev-parse", "--show-toplevel")
     remote = _git(where, "config", "--get", "remote.origin.url")
     remote_url = strip_credentials(remote.stdout.strip()) if remote.returncode == 0 and remote.stdout.strip() else None
     when = _git(where, "show", "-s", "--format=%cI", "HEAD")
@@ -79,7 +82,29 @@ def read_git_info(path: str | os.PathLike, environ: Mapping[str, str] | None = N
         sha=sha,
         branch=branch,
         dirty=bool(changed),
-        changed=changed[:10],
+        changed=changed,
         remote_url=remote_url,
         commit_time=when.stdout.strip() or None,
+        untracked=untracked,
+        root=top.stdout.strip() or None,
     )
+
+
+def _parse_status(out: str) -> tuple[list[str], list[str]]:
+    """`git status --porcelain -z` -> (changed paths, untracked paths); a rename lists its new path."""
+    changed: list[str] = []
+    untracked: list[str] = []
+    entries = out.split("\0")
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        code, path = entry[:2], entry[3:]
+        if code[0] in "RC":
+            i += 1  # the next entry is the rename's source path
+        changed.append(path)
+        if code == "??":
+            untracked.append(path)
+    return changed, untracked

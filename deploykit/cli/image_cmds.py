@@ -51,6 +51,13 @@ def _runner(quiet: bool):
     return Runner(echo=None if quiet else (lambda line: err.out(line, highlight=False)))
 
 
+def _own_outputs(*paths: str | None) -> list:
+    """Files this command writes: they must not make the work tree look dirty."""
+    from pathlib import Path
+
+    return [Path(p) for p in paths if p]
+
+
 def _warn(warnings: list[str]) -> None:
     err = console(stderr=True)
     for w in warnings:
@@ -107,7 +114,8 @@ def build(app, env_name, env_dir, image, tags, allow_dirty, quiet, build_args, t
     from deploykit.image.pipeline import build_image
 
     plan, settings = plan_for_app(app, env_name, env_dir, image=image, build_args=build_args, target=target,
-                                  extra_tags=tags, allow_dirty=allow_dirty, no_cache=no_cache, timeout=timeout)
+                                  extra_tags=tags, allow_dirty=allow_dirty, no_cache=no_cache, timeout=timeout,
+                                  own_outputs=_own_outputs(record_path, junit_path))
     _warn(plan.warnings)
     runner = _runner(quiet)
     backend_obj = _make_backend(backend, runner, storage_driver, buildah_root, buildah_runroot)
@@ -142,7 +150,8 @@ def push(app, env_name, env_dir, image, tags, allow_dirty, quiet, immutable_tags
     """
     from deploykit.image.app import plan_for_app
 
-    plan, settings = plan_for_app(app, env_name, env_dir, image=image, extra_tags=tags, allow_dirty=allow_dirty)
+    plan, settings = plan_for_app(app, env_name, env_dir, image=image, extra_tags=tags, allow_dirty=allow_dirty,
+                                  own_outputs=_own_outputs(record_path, junit_path))
     _warn(plan.warnings)
     runner = _runner(quiet)
     backend_obj = _make_backend(backend, runner, storage_driver, buildah_root, buildah_runroot)

@@ -50,6 +50,7 @@ def plan_for_app(
     no_cache: bool = False,
     timeout: float = 1800.0,
     environ: Mapping[str, str] | None = None,
+    own_outputs: Sequence[Path] = (),
 ) -> tuple[BuildPlan, RegistrySettings]:
     """Load app.yaml for `env_name`, validate the build inputs, and resolve the registry.
 
@@ -78,6 +79,7 @@ def plan_for_app(
         timeout=timeout,
         environ=environ,
         file=str(app_path),
+        own_outputs=own_outputs,
     )
     env_file = str(getattr(environment, "file", "")) or None
     return plan, registry_settings(plan.image, registry, environ, file=env_file)

@@ -27,6 +27,7 @@ from deploykit.errors import EXIT_LOCKED, BuildError, DeployKitError, Problem, V
 from deploykit.gitinfo import GitInfo, read_git_info
 from deploykit.image.auth import Credentials, private_authfile
 from deploykit.image.backend import Backend, BuildSpec, ImageInfo
+from deploykit.image.dirty import effective as effective_git
 from deploykit.image.naming import (
     LABEL_CREATED,
     ImageName,
@@ -128,11 +129,13 @@ def plan_build(
     timeout: float = 1800.0,
     environ: Mapping[str, str] | None = None,
     file: str | None = None,
+    own_outputs: Sequence[Path] = (),
     git_reader: Callable[[Path, Mapping[str, str]], GitInfo | None] = read_git_info,
 ) -> BuildPlan:
     """Validate every build input and decide tags/labels; raises ValidationError with all problems.
 
     `context` is relative to `app_dir` (the app.yaml folder), `dockerfile` relative to the context.
+    `own_outputs` are files this run will write (the build record): never a reason to call the tree dirty.
     """
     environ = os.environ if environ is None else environ
     problems: list[Problem] = []
@@ -158,6 +161,8 @@ def plan_build(
     except ValidationError as exc:
         problems.extend(exc.problems)
     git = git_reader(ctx if ctx.is_dir() else app_dir, environ)
+    if ctx.is_dir():
+        git = effective_git(git, ctx, own_outputs)
     tags: list[str] = []
     warnings: list[str] = []
     try:
