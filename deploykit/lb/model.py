@@ -459,7 +459,14 @@ def _parse_app(
 def _fill_slots(name: str, app_id: str, route: _PortRoute, cands: tuple[Server, ...],
                 prev: Backend | None, settings: LbSettings) -> Backend:
     """Put candidates in slots: a task keeps its previous slot; new tasks take the lowest free ones."""
-    prev_slots = prev.slots if prev is not None else ()
+    labels = route.labels
+    if prev is None:  # first layout (a cold build): tasks in task-id order, no draining task has a slot yet
+        live = [c for c in cands if not c.draining]
+        size = slot_count(len(live), 0, settings)
+        live.extend([None] * (size - len(live)))  # type: ignore[list-item]
+        return Backend(name, app_id, route.index, route.mode, labels.balance, labels.sticky, labels.check,
+                       tuple(live))
+    prev_slots = prev.slots
     prev_pos = {s.task_id: i for i, s in enumerate(prev_slots) if s is not None}
     # a draining task is only worth a slot if it already has one (it is on its way out)
     live = [c for c in cands if not c.draining or c.task_id in prev_pos]
@@ -476,7 +483,6 @@ def _fill_slots(name: str, app_id: str, route: _PortRoute, cands: tuple[Server, 
         free = [i for i, s in enumerate(slots) if s is None]
         for c, i in zip(pending, free, strict=False):
             slots[i] = c
-    labels = route.labels
     new = Backend(name, app_id, route.index, route.mode, labels.balance, labels.sticky, labels.check, tuple(slots))
     if prev is not None and prev == new:
         return prev  # share unchanged backends so diff can skip them by identity
@@ -514,6 +520,7 @@ def _assemble(
             if route.service_port is not None:
                 other = bound_ports.get(route.service_port)
                 if other is not None or route.service_port in claims_ports:
+                    other = other or "another port of this app"
                     problem = f"port {route.index}: service port {route.service_port} is already used by {other}"
                     break
                 claims_ports.append(route.service_port)
@@ -523,6 +530,7 @@ def _assemble(
                     key = (host, route.labels.path or "/")
                     other = vhost_paths.get(key)
                     if other is not None or key in claims_vhosts:
+                        other = other or "another port of this app"
                         problem = f"port {route.index}: host {host} path {key[1]} is already routed to {other}"
                         break
                     claims_vhosts.append(key)

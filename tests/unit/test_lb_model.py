@@ -321,3 +321,9 @@ def test_port_mapping_without_service_port_is_not_a_crash() -> None:
     del a["labels"]["HAPROXY_0_VHOST"]
     m = build_model([a], SETTINGS)
     assert not m.backends and "no port can be routed" in m.rejected[0].reason
+
+
+def test_conflict_between_ports_of_one_app() -> None:
+    a = app("/a", labels={"HAPROXY_1_MODE": "tcp", "HAPROXY_0_MODE": "tcp"})
+    a["portDefinitions"] = [{"port": 10005}, {"port": 10005}]
+    assert "already used by another port of this app" in build_model([a], SETTINGS).rejected[0].reason
