@@ -155,6 +155,10 @@ def plan_build(
     elif not df.is_file():
         problems.append(Problem(file, "build.dockerfile", f"no Dockerfile at {df}",
                                 "paths are relative to build.context; default Dockerfile"))
+    for out in own_outputs:
+        if not out.resolve().parent.is_dir():
+            problems.append(Problem(None, "output", f"cannot write {out}: folder {out.parent} does not exist",
+                                    "create it, or choose another --build-record / --junit path"))
     args = dict(spec_build_args or {})
     try:
         args.update(parse_build_args(build_args))

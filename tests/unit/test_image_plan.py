@@ -71,3 +71,11 @@ def test_created_timestamp_rules():
 )
 def test_in_ci(environ, expected):
     assert in_ci(environ) is expected
+
+
+def test_output_folders_must_exist(app_dir):
+    with pytest.raises(ValidationError) as err:
+        plan_build(image="shop/cart", app_dir=app_dir, own_outputs=[app_dir / "missing" / "build.json"],
+                   git_reader=git_reader())
+    [problem] = err.value.problems
+    assert problem.path == "output" and "does not exist" in problem.message
