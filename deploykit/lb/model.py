@@ -14,6 +14,7 @@ import contextlib
 import difflib
 import functools
 import gc
+import math
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -36,6 +37,7 @@ __all__ = [
     "remove_app",
     "slot_count",
 ]
+
 
 @dataclass(slots=True, frozen=True)
 class LbSettings:
@@ -114,14 +116,13 @@ class LbSettings:
             problems.append(Problem(file, f"{path}.min_slots", "must be at least 1"))
         for key in list(extra):
             close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.8)
-            if close and key not in ("extra",):
+            if close:
                 problems.append(Problem(file, f"{path}.{key}", "unknown key", hint=f"did you mean {close[0]!r}?"))
         if problems:
             raise ValidationError(problems)
         return cls(extra=extra, **kwargs)
 
 
-# ---------------------------------------------------------------------------------------------
 # The model
 
 _APP_ID = re.compile(r"(?:/[a-z0-9](?:[a-z0-9.-]{0,126}[a-z0-9])?)+\Z")
@@ -239,7 +240,7 @@ def slot_count(needed: int, previous: int, settings: LbSettings) -> int:
     The old size is kept while the tasks fit and it is not 4x too big, so scaling back and
     forth stays within the slots (no reload) and sizes do not flap.
     """
-    want = int(needed * settings.headroom + 0.999999)
+    want = math.ceil(needed * settings.headroom)
     size = max(settings.min_slots, 1 << max(0, (want - 1).bit_length()))
     if previous and needed <= previous <= size * 4:
         return previous
