@@ -254,6 +254,8 @@ def test_session_acquire_release_contention(c):
     assert info["ID"] == s1 and info["Name"] == "one" and info["Behavior"] == "release"
     _, sessions = c.session.list()
     assert s1 in {s["ID"] for s in sessions} and s2 not in {s["ID"] for s in sessions}
+    _, on_node = c.session.node(c.agent.self()["Config"]["NodeName"])
+    assert s1 in {s["ID"] for s in on_node}
     c.session.destroy(s1)
 
 

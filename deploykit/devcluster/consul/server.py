@@ -90,7 +90,7 @@ def _ci(doc: Mapping[str, Any], name: str, default: Any = None) -> Any:
     return default
 
 
-def _uint(text: str, what: str) -> int:
+def _uint(text: str) -> int:
     try:
         value = int(text, 10)
     except ValueError:
@@ -374,8 +374,8 @@ async def kv_put(request: web.Request) -> web.StreamResponse:
         raise HTTPError(400, "Missing key name")
     _conflict(request, ("cas", "acquire", "release"))
     q = request.query
-    flags = _uint(q["flags"], "flags") if q.get("flags") else 0
-    cas = _uint(q["cas"], "cas") if "cas" in q else None
+    flags = _uint(q["flags"]) if q.get("flags") else 0
+    cas = _uint(q["cas"]) if "cas" in q else None
     length = request.content_length
     if length is not None and length > MAX_VALUE_SIZE:
         raise HTTPError(413, f"Value exceeds {MAX_VALUE_SIZE} byte limit")
@@ -418,7 +418,7 @@ async def kv_delete(request: web.Request) -> web.StreamResponse:
     if recurse:
         tx.delete_tree(key)
     elif "cas" in request.query:
-        ok = tx.delete_cas(key, _uint(request.query["cas"], "cas"))
+        ok = tx.delete_cas(key, _uint(request.query["cas"]))
     else:
         tx.delete(key)
     await srv.durable(tx)

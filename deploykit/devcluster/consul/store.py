@@ -271,7 +271,7 @@ class Tx:
         self.changes.append(["d", key, self.wall])
 
     # Consul's KV verbs. Each returns (ok, entry) like Consul's state store; TxnFailed for hard errors.
-    def set(self, key: str, value: bytes, flags: int, *, session_update: str | None = None) -> Entry:
+    def set(self, key: str, value: bytes, flags: int) -> Entry:
         old = self.get(key)
         if old is None:
             return self._write(Entry(key, value, flags, self.index, self.index))
