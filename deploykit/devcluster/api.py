@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -65,13 +67,15 @@ class MarathonApi:
     """Request handlers; the app JSON views live here too (they mix scheduler and deployment state)."""
 
     def __init__(self, sched: Scheduler, deps: DeploymentManager, bus: EventBus, clock: VersionClock, *,
-                 info: dict, heartbeat: float) -> None:
+                 info: Callable[[], dict], heartbeat: float,
+                 abdicate: Callable[[], Awaitable[None]] | None = None) -> None:
         self.sched = sched
         self.deps = deps
         self.bus = bus
         self.clock = clock
         self.info = info
         self.heartbeat = heartbeat
+        self.abdicate = abdicate
 
     # --- views -------------------------------------------------------------------------------------------
     def app_json(self, rt: AppRuntime, embed: set[str], single: bool = False) -> dict:
@@ -341,6 +345,13 @@ class MarathonApi:
             raise ApiError(404, "There is no leader")
         return json_response({"leader": leader})
 
+    async def delete_leader(self, request: web.Request) -> web.Response:
+        if self.abdicate is None:
+            raise ApiError(400, "Leadership abdication needs --zk (this node is the only Marathon)")
+        # Answer first, then step down, as Marathon does before it exits.
+        asyncio.get_running_loop().call_later(0.1, lambda: asyncio.ensure_future(self.abdicate()))
+        return json_response({"message": "Leadership abdicated"})
+
     # --- routing for ids with slashes ----------------------------------------------------------------------
     async def apps_tail(self, request: web.Request) -> web.StreamResponse:
         tail = request.match_info["tail"]
@@ -375,6 +386,7 @@ class MarathonApi:
             web.get("/ping", self.ping),
             web.get("/v2/info", self.get_info),
             web.get("/v2/leader", self.get_leader),
+            web.delete("/v2/leader", self.delete_leader),
             web.get("/v2/events", self.events),
             web.get("/v2/apps", self.list_apps),
             web.post("/v2/apps", self.create_app),

@@ -10,7 +10,6 @@ new tasks that never become healthy keep being replaced until it is rolled back 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -257,6 +256,5 @@ class DeploymentManager:
         for dep in list(self.deployments.values()):
             if dep.runner is not None:
                 dep.runner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await dep.runner
+                await asyncio.wait({dep.runner}, timeout=5)
             self._release(dep)

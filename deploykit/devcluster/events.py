@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from deploykit.devcluster.util import iso_ms
+from deploykit.devcluster.util import iso_ms, wait_or_timeout
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +67,17 @@ async def stream_events(request: web.Request, bus: EventBus, heartbeat: float) -
     wanted = set(request.query.getall("event_type", []))
     resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream;charset=UTF-8"})
     resp.force_close()
+    # Marathon (Jetty) streams without chunked encoding: the body simply ends when the connection
+    # closes. aiohttp would chunk a body of unknown length; this instance flag turns that off.
+    resp._length_check = False
     q = bus.subscribe()
     remote = request.remote or ""
     try:
         await resp.prepare(request)
         bus.publish("event_stream_attached", remoteAddress=remote)
         while True:
-            try:
-                item = await asyncio.wait_for(q.get(), timeout=heartbeat)
-            except asyncio.TimeoutError:
+            got, item = await wait_or_timeout(q.get(), heartbeat)
+            if not got:
                 await resp.write(b"\r\n")
                 continue
             if item is None:

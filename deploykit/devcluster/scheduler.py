@@ -37,7 +37,7 @@ from deploykit.devcluster.tasks import (
     task_env,
     terminate,
 )
-from deploykit.devcluster.util import instance_id_for, iso_ms
+from deploykit.devcluster.util import instance_id_for, iso_ms, wait_or_timeout
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,7 @@ class Notifier:
         self._ev = asyncio.Event()
 
     async def wait(self, timeout: float) -> None:
-        ev = self._ev
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(ev.wait(), timeout)
+        await wait_or_timeout(self._ev.wait(), timeout)
 
 
 class AppRuntime:

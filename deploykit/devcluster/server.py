@@ -90,7 +90,7 @@ class DevclusterNode:
     # --- run ---------------------------------------------------------------------------------------------
     def marathon_app(self) -> web.Application:
         api = MarathonApi(self.sched, self.deps, self.bus, self.clock, info=self.info,
-                          heartbeat=self.cfg.event_heartbeat)
+                          heartbeat=self.cfg.event_heartbeat, abdicate=self.abdicate if self.cfg.zk else None)
         app = web.Application(middlewares=[leader_middleware(self), marathon_errors],
                               client_max_size=self.cfg.max_body)
         app.add_routes(api.routes())

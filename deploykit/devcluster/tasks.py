@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploykit.devcluster.util import iso_ms
+from deploykit.devcluster.util import iso_ms, wait_or_timeout
 
 HOST = "127.0.0.1"
 SLAVE_ID = "devcluster-agent-S0"
@@ -264,8 +264,7 @@ async def terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
     """SIGTERM the task's process group, SIGKILL after `grace` seconds."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(proc.wait(), timeout=grace)
+    await wait_or_timeout(proc.wait(), grace)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     await proc.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -58,3 +59,21 @@ def atomic_write_json(path: Path, doc: Any) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+async def wait_or_timeout(aw, timeout: float):
+    """Await `aw` for at most `timeout` seconds; returns (done, result).
+
+    Unlike asyncio.wait_for on Python < 3.12, this never swallows a cancellation that races
+    with the inner future finishing (which left cancelled loops running forever).
+    """
+    fut = asyncio.ensure_future(aw)
+    try:
+        done, _ = await asyncio.wait({fut}, timeout=timeout)
+    except asyncio.CancelledError:
+        fut.cancel()
+        raise
+    if fut in done:
+        return True, fut.result()
+    fut.cancel()
+    return False, None

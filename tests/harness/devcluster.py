@@ -210,3 +210,80 @@ def devcluster_factory() -> Iterator:
 def devcluster(devcluster_factory) -> Devcluster:
     """One started devcluster (no ZooKeeper), leader of itself."""
     return devcluster_factory()
+
+
+# --- helpers for tests that deploy apps to a devcluster -------------------------------------------------------
+def http_app(app_id: str, instances: int = 1, health_path: str = "/health", *, grace: int = 30,
+             interval: int = 1, max_failures: int = 3, **extra) -> dict:
+    """A tiny HTTP app (busybox httpd serving its sandbox, which holds `health`) with an HTTP health check."""
+    app = {
+        "id": app_id, "instances": instances, "cpus": 0.01, "mem": 16,
+        "cmd": "echo ok > health && exec busybox httpd -f -p 127.0.0.1:$PORT0 -h .",
+        "portDefinitions": [{"port": 0, "name": "http"}],
+        "healthChecks": [{"protocol": "HTTP", "path": health_path, "portIndex": 0, "gracePeriodSeconds": grace,
+                          "intervalSeconds": interval, "timeoutSeconds": max(interval - 1, 1) if interval > 1 else 1,
+                          "maxConsecutiveFailures": max_failures}],
+    }
+    if interval <= 1:
+        app["healthChecks"][0]["timeoutSeconds"] = 0  # 0: the probe uses its default, smaller than any interval
+    app.update(extra)
+    return app
+
+
+def wait_for(check, timeout: float = 30, what: str = "condition", interval: float = 0.1):
+    """Poll `check()` until it returns something truthy; return that value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+
+
+class EventReader:
+    """Reads /v2/events (SSE) on a thread and keeps every event, for assertions."""
+
+    def __init__(self, base_url: str, event_types: list[str] | None = None) -> None:
+        import threading
+
+        import requests
+
+        params = [("event_type", t) for t in event_types or []]
+        self.resp = requests.get(f"{base_url}/v2/events", params=params, stream=True, timeout=(5, 60),
+                                 headers={"Accept": "text/event-stream"})
+        self.resp.raise_for_status()
+        self.events: list[dict] = []
+        self.raw_lines: list[bytes] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        event_type = None
+        try:
+            for raw in iter(self.resp.raw.readline, b""):
+                line = raw.rstrip(b"\r\n")
+                with self._lock:
+                    self.raw_lines.append(line)
+                if line.startswith(b"event: "):
+                    event_type = line[7:].decode()
+                elif line.startswith(b"data: "):
+                    doc = json.loads(line[6:])
+                    doc.setdefault("eventType", event_type)
+                    with self._lock:
+                        self.events.append(doc)
+        except Exception:  # the stream is closed at teardown
+            pass
+
+    def of_type(self, event_type: str) -> list[dict]:
+        with self._lock:
+            return [e for e in self.events if e["eventType"] == event_type]
+
+    def wait(self, event_type: str, pred=lambda e: True, timeout: float = 30) -> dict:
+        return wait_for(lambda: next((e for e in self.of_type(event_type) if pred(e)), None), timeout,
+                        f"event {event_type}")
+
+    def close(self) -> None:
+        self.resp.close()
