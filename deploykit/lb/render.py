@@ -58,6 +58,7 @@ class Renderer:
             keep_trailing_newline=True,
             auto_reload=False,
         )
+        self._globals = dict(self.env.globals)  # range, dict, namespace, ... for custom templates
         self.main = self._load(MAIN_TEMPLATE)
         self.backend_template = self._load(BACKEND_TEMPLATE)
         # id(backend) -> (backend, text). Models share unchanged Backend objects, so identity is the
@@ -107,12 +108,15 @@ class Renderer:
         })
 
     def _call(self, template: jinja2.Template, name: str, context: dict) -> str:
-        """Template.render without its per-call overhead (shared context: the templates use no globals)."""
+        """Template.render without its per-call overhead (thousands of calls per config).
+
+        Any error raised while rendering is a mistake in a (user's) template: exit 2 naming it.
+        """
         try:
-            return "".join(template.root_render_func(template.new_context(context, shared=True)))
-        except jinja2.TemplateError as exc:
+            return "".join(template.root_render_func(template.new_context({**self._globals, **context}, shared=True)))
+        except Exception as exc:
             raise ValidationError(
-                [Problem(str(self.template_dir / name), "", f"template failed to render: {exc}")]
+                [Problem(str(self.template_dir / name), "", f"template failed to render: {type(exc).__name__}: {exc}")]
             ) from exc
 
 

@@ -126,3 +126,12 @@ def test_template_errors_are_validation_errors(tmp_path: Path) -> None:
     (tmp_path / "backend.cfg.j2").unlink()
     with pytest.raises(ValidationError, match="template not found"):
         Renderer(tmp_path)
+
+
+def test_custom_templates_get_jinja_globals_and_errors_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "haproxy.cfg.j2").write_text("{% for i in range(2) %}#{{ i }}\n{% endfor %}{{ backends }}")
+    (tmp_path / "backend.cfg.j2").write_text("backend {{ b.name }}\n")
+    assert render_config(build_model(apps(), SETTINGS), tmp_path).startswith("#0\n#1\nbackend api_0\n")
+    (tmp_path / "backend.cfg.j2").write_text("{{ b.name + 1 }}")
+    with pytest.raises(ValidationError, match="TypeError"):
+        render_config(build_model(apps(), SETTINGS), tmp_path)
