@@ -111,3 +111,12 @@ def test_watch_prints_changes_until_ctrl_c(consul_server, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_push_invalid_app_exits_2_and_writes_nothing(consul_server, tmp_path):
+    envs = ["--env", "local", "--env-dir", str(_env_dir(tmp_path, consul_server.url))]
+    bad = tmp_path / "app.yaml"
+    bad.write_text("id: /broken\nimage: x\ninstancez: 2\nconfig: {values: {a: b}}\n")
+    r = _run(["config", "push", str(bad), "-o", "json", *envs])
+    assert r.exit_code == 2 and json.loads(r.output)["error"] == "ValidationError"
+    assert _run(["config", "ls", "", "-r", *envs]).output == ""
