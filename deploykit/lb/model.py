@@ -14,6 +14,7 @@ import contextlib
 import difflib
 import functools
 import gc
+import ipaddress
 import math
 import operator
 import re
@@ -220,7 +221,7 @@ class RoutingModel:
     label_rejects: dict[str, Rejected] = field(default_factory=dict)
     app_ignored: dict[str, tuple[Ignored, ...]] = field(default_factory=dict)
     owners: dict[str, tuple[str, ...]] = field(default_factory=dict)  # app id -> its backend names
-    # host name -> IPv4, injected by the daemon (the Runtime API's `set server addr` takes addresses only)
+    # host name -> IPv4/IPv6 address, injected by the daemon (the Runtime API's `set server addr` takes addresses only)
     resolve: Resolver | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -271,13 +272,19 @@ def _uses_container_ip(app: Mapping) -> bool:
 
 @functools.lru_cache(maxsize=8192)
 def _address_kind(address: str) -> int:
-    """IPV4, NAME or 0 (unusable). Agent host names repeat across tasks, so this is memoised (bounded)."""
+    """IPV4, IPV6, NAME or 0 (unusable). Agent host names repeat across tasks, so this is memoised (bounded)."""
     if _IPV4.match(address) is not None:
         return IPV4
+    if ":" in address:
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            return 0
+        return IPV6
     return NAME if _HOST.match(address) is not None else 0
 
 
-IPV4, NAME = 1, 2
+IPV4, IPV6, NAME = 1, 3, 2
 Resolver = Callable[[str], "str | None"]
 
 
@@ -369,12 +376,12 @@ def _task_candidates(tasks: list, indexes: list[int], container_ports: list[int 
         if type(address) is not str:
             continue
         kind = kind_of(address)
-        if kind != IPV4:
+        if kind != IPV4 and kind != IPV6:
             if not kind:
                 continue
             if resolve is not None:
                 address = resolve(address)
-                if address is None or kind_of(address) != IPV4:
+                if address is None or kind_of(address) not in (IPV4, IPV6):
                     continue
         if single:
             port = ports[first_index] if first_index < len(ports) else None

@@ -40,7 +40,8 @@ def slot_layout(backend: Backend) -> list[tuple]:
         if run_start:
             items.append(("spare", run_start, i - 1, ""))
             run_start = 0
-        items.append(("server", f"s{i}", server, f"{server.address}:{server.port}"))
+        address = f"[{server.address}]" if ":" in server.address else server.address
+        items.append(("server", f"s{i}", server, f"{address}:{server.port}"))
     if run_start:
         items.append(("spare", run_start, len(backend.slots), ""))
     return items

@@ -219,7 +219,10 @@ def test_fuzzed_labels_never_break_the_config(tmp_path):
                 labels[f"HAPROXY_0_{key}"] = _fuzz_value(rng, key)
             for key in rng.sample(checks, rng.randrange(0, 3)):
                 labels[f"DEPLOYKIT_0_{key}"] = _fuzz_value(rng, key)
-            apps.append(_app(f"/fuzz/app{i}", labels, 20000 + i, [_task(f"t{i}", 30000 + i)]))
+            tasks = [_task(f"t{i}", 30000 + i)]
+            if i % 10 == 0:
+                tasks.append({**_task(f"v6-{i}", 30000 + i), "host": "fd00::1"})
+            apps.append(_app(f"/fuzz/app{i}", labels, 20000 + i, tasks))
         model = build_model(apps, LbSettings(http_port=free_port(), bind_address="127.0.0.1",
                                              stats_socket=str(tmp_path / "s.sock"),
                                              state_file=str(tmp_path / "state")))
@@ -234,3 +237,4 @@ def test_fuzzed_labels_never_break_the_config(tmp_path):
         assert sections.count("backend") == len(model.backends)
         assert sections.count("frontend") == 1 + len(model.port_frontends)
         assert set(sections) <= {"global", "defaults", "frontend", "backend"}
+        assert "[fd00::1]:" in text

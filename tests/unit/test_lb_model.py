@@ -327,3 +327,8 @@ def test_conflict_between_ports_of_one_app() -> None:
     a = app("/a", labels={"HAPROXY_1_MODE": "tcp", "HAPROXY_0_MODE": "tcp"})
     a["portDefinitions"] = [{"port": 10005}, {"port": 10005}]
     assert "already used by another port of this app" in build_model([a], SETTINGS).rejected[0].reason
+
+
+def test_ipv6_task_addresses() -> None:
+    m = build_model([app("/a", [task("t1", 1, host="fd00::5"), task("t2", 2, host="fd00::zz")])], SETTINGS)
+    assert addresses(m, "a_0") == [("s1", "fd00::5", 1)]

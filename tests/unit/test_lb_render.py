@@ -135,3 +135,8 @@ def test_custom_templates_get_jinja_globals_and_errors_are_reported(tmp_path: Pa
     (tmp_path / "backend.cfg.j2").write_text("{{ b.name + 1 }}")
     with pytest.raises(ValidationError, match="TypeError"):
         render_config(build_model(apps(), SETTINGS), tmp_path)
+
+
+def test_ipv6_servers_are_bracketed() -> None:
+    m = build_model([{**apps()[2], "tasks": [{**task("d1", 31004), "host": "fd00::5"}]}], SETTINGS)
+    assert "    server s1 [fd00::5]:31004" in render_config(m).splitlines()
