@@ -361,3 +361,42 @@ def test_txn_body_limit_413(srv):
     big = [{"KV": {"Verb": "set", "Key": "tb/big", "Value": _b64("y" * 524_289)}}]
     r = requests.put(f"{srv.url}/v1/txn", data=json.dumps(big).encode(), timeout=10)
     assert r.status_code == 413
+
+
+def test_a_write_wakes_only_the_watchers_it_concerns(srv):
+    import asyncio
+
+    import aiohttp
+
+    async def run() -> tuple[int, int, list[str]]:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+            for i in range(100):
+                await s.put(f"{srv.url}/v1/kv/fan/k{i:03d}", data=b"x")
+            async with s.get(f"{srv.url}/v1/kv/fan/k099") as r:
+                index = r.headers["X-Consul-Index"]
+            returned: list[str] = []
+
+            async def watch(path: str) -> None:
+                async with s.get(f"{srv.url}/v1/kv/{path}index={index}&wait=20s") as r:
+                    await r.read()
+                    returned.append(path)
+
+            paths = [f"fan/k{i:03d}?" for i in range(100)] + [f"fan/k0{d}?recurse&" for d in range(10)]
+            paths += ["fan/?recurse&", "other/?recurse&"]
+            tasks = [asyncio.create_task(watch(p)) for p in paths]
+            await asyncio.sleep(1.0)
+            async with s.get(f"{srv.url}/v1/agent/self") as r:
+                before = (await r.json())["Stats"]["blocking"]
+            await s.put(f"{srv.url}/v1/kv/fan/k042", data=b"changed")
+            await asyncio.sleep(1.0)
+            async with s.get(f"{srv.url}/v1/agent/self") as r:
+                after = (await r.json())["Stats"]["blocking"]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return int(before["waiting"]), int(after["wakeups"]) - int(before["wakeups"]), sorted(returned)
+
+    waiting, woken, returned = asyncio.run(run())
+    assert waiting >= 112
+    assert woken == 3  # the key's own watcher, fan/k04 and fan/; not the 99 other keys nor the 9 other prefixes
+    assert returned == ["fan/?recurse&", "fan/k04?recurse&", "fan/k042?"]
