@@ -28,6 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--consul-port", type=int, default=8500, help="0 = do not serve the Consul API")
     p.add_argument("--state-dir", type=Path, default=Path(".deploykit/devcluster"))
     p.add_argument("--zk", default=None, help="zk://host:port/marathon: take part in leader election")
+    p.add_argument("--zk-session-timeout", type=_duration, default=10.0, help="ZooKeeper session timeout (10s)")
     p.add_argument("--hostname", default="127.0.0.1", help="advertised host (leader address, X-Marathon-Leader)")
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--event-heartbeat", type=_duration, default=10.0, help="SSE heartbeat interval (10s)")
@@ -45,9 +46,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kazoo").setLevel(logging.WARNING)
     low, high = (int(x) for x in args.task_port_range.split("-"))
-    cfg = Config(marathon_port=args.marathon_port, consul_port=args.consul_port or None, state_dir=args.state_dir,
-                 zk=args.zk, hostname=args.hostname, bind=args.bind, event_heartbeat=args.event_heartbeat,
-                 port_range=(low, high), max_body=args.max_body, deployment_start_delay=args.deployment_start_delay)
+    cfg = Config(
+        marathon_port=args.marathon_port, consul_port=args.consul_port or None, state_dir=args.state_dir,
+        zk=args.zk, zk_session_timeout=args.zk_session_timeout, hostname=args.hostname, bind=args.bind,
+        event_heartbeat=args.event_heartbeat, port_range=(low, high), max_body=args.max_body,
+        deployment_start_delay=args.deployment_start_delay,
+    )
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
 
     async def _main() -> None:

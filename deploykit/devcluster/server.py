@@ -36,6 +36,7 @@ class Config:
     consul_port: int | None = 8500
     state_dir: Path = Path(".deploykit/devcluster")
     zk: str | None = None
+    zk_session_timeout: float = 10.0
     hostname: str = "127.0.0.1"
     bind: str = "127.0.0.1"
     event_heartbeat: float = 10.0
@@ -82,7 +83,7 @@ class DevclusterNode:
                 "webui_url": f"http://{self.ident}", "mesos_role": None, "mesos_user": None,
             },
             "zookeeper_config": {"zk": cfg.zk, "zk_max_versions": self.store.max_versions,
-                                 "zk_session_timeout": 10000, "zk_timeout": 10000},
+                                 "zk_session_timeout": int(cfg.zk_session_timeout * 1000), "zk_timeout": 10000},
             "http_config": {"http_port": cfg.marathon_port, "https_port": None},
             "event_subscriber": None,
         }
@@ -112,7 +113,8 @@ class DevclusterNode:
                      f", consul API on http://{self.cfg.bind}:{self.cfg.consul_port}" if self.cfg.consul_port else "")
             if self.cfg.zk:
                 loop = asyncio.get_running_loop()
-                self.latch = LeaderLatch(self.cfg.zk, self.ident, loop, self._on_leader_change)
+                self.latch = LeaderLatch(self.cfg.zk, self.ident, loop, self._on_leader_change,
+                                         session_timeout=self.cfg.zk_session_timeout)
                 await asyncio.to_thread(self.latch.start)
             else:
                 await self._transition(True)
