@@ -2,8 +2,9 @@
 
 Used for image tags and OCI labels (`deploykit build`) and for the DEPLOYKIT_GIT_SHA
 Marathon label (`deploykit deploy`), so an image or a running app can always be traced
-back to a commit. Reads git through its CLI (no extra dependency); `status` runs with
-GIT_OPTIONAL_LOCKS=0 so asking never takes the repository's index lock.
+back to a commit. Reads git through its CLI (no extra dependency) via the image runner
+(timeouts, no stray processes); `status` runs with GIT_OPTIONAL_LOCKS=0 so asking never
+takes the repository's index lock.
 
 Dirty state is checked for a *path* (the build context), not the whole work tree:
 an uncommitted file elsewhere in a monorepo does not change the image.
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from deploykit.errors import BuildError
+from deploykit.image.runner import Result
 
 SHORT_SHA_LEN = 12
 _USERINFO_RE = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@]*@", re.IGNORECASE)
@@ -47,12 +50,12 @@ def strip_credentials(url: str) -> str:
     return _USERINFO_RE.sub(lambda m: m.group("scheme"), url)
 
 
-def _git(path: Path, *args: str, timeout: float = 20.0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
-    return subprocess.run(
-        ["git", "-C", str(path), *args], capture_output=True, text=True, timeout=timeout, env=env,
-        stdin=subprocess.DEVNULL,
-    )
+def _git(path: Path, *args: str, timeout: float = 20.0) -> Result:
+    from deploykit.image.runner import Runner
+
+    env = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    return Runner().run(["git", "-C", str(path), *args], what="git", timeout=timeout, env=env, check=False,
+                        discard_stderr=True)
 
 
 def read_git_info(path: str | os.PathLike, environ: Mapping[str, str] | None = None) -> GitInfo | None:
@@ -63,20 +66,20 @@ def read_git_info(path: str | os.PathLike, environ: Mapping[str, str] | None = N
     where = p if p.is_dir() else p.parent
     try:
         head = _git(where, "rev-parse", "--verify", "-q", "HEAD")
-    except (FileNotFoundError, subprocess.TimeoutExpired):
+    except BuildError:  # git missing, or hung past the timeout
         return None
     if head.returncode != 0:
         return None  # not a repository, or a repository without commits
-    sha = head.stdout.strip()
+    sha = head.output.strip()
     branch = environ.get("BRANCH_NAME") or None
     if branch is None:
         ref = _git(where, "symbolic-ref", "--short", "-q", "HEAD")
-        branch = (ref.stdout.strip() or None) if ref.returncode == 0 else None
+        branch = (ref.output.strip() or None) if ref.returncode == 0 else None
     status = _git(where, "status", "--porcelain", "-z", "--untracked-files=all", "--", str(p))
-    changed, untracked = _parse_status(status.stdout)
+    changed, untracked = _parse_status(status.output)
     top = _git(where, "rev-parse", "--show-toplevel")
     remote = _git(where, "config", "--get", "remote.origin.url")
-    remote_url = strip_credentials(remote.stdout.strip()) if remote.returncode == 0 and remote.stdout.strip() else None
+    remote_url = strip_credentials(remote.output.strip()) if remote.returncode == 0 and remote.output.strip() else None
     when = _git(where, "show", "-s", "--format=%cI", "HEAD")
     return GitInfo(
         sha=sha,
@@ -84,9 +87,9 @@ def read_git_info(path: str | os.PathLike, environ: Mapping[str, str] | None = N
         dirty=bool(changed),
         changed=changed,
         remote_url=remote_url,
-        commit_time=when.stdout.strip() or None,
+        commit_time=when.output.strip() or None,
         untracked=untracked,
-        root=top.stdout.strip() or None,
+        root=top.output.strip() or None,
     )
 
 

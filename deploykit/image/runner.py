@@ -73,10 +73,12 @@ class Runner:
         env: Mapping[str, str] | None = None,
         check: bool = True,
         stream: bool = False,
+        discard_stderr: bool = False,
     ) -> Result:
         """Run `argv`; raise CommandFailed when it fails and `check` is set.
 
         `what` names the step for the error message ("build", "push 127.0.0.1:5000/x:1").
+        `discard_stderr` keeps `output` to stdout alone (for commands whose stdout is data, e.g. git).
         """
         timeout = self.default_timeout if timeout is None else timeout
         log.debug("run %s (cwd=%s, timeout=%ss)", " ".join(argv), cwd, timeout)
@@ -85,7 +87,8 @@ class Runner:
         try:
             proc = subprocess.Popen(
                 list(argv), cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True, text=True, errors="replace",
+                stderr=subprocess.DEVNULL if discard_stderr else subprocess.STDOUT, start_new_session=True, text=True,
+                errors="replace",
             )
         except FileNotFoundError:
             raise BuildError(f"{what}: {argv[0]!r} is not installed or not on PATH") from None
