@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 def srv(tmp_path_factory) -> ConsulServerProcess:
     base = tmp_path_factory.mktemp("consul-conf")
     (base / "state").mkdir()
-    server = ConsulServerProcess(base / "state", args=["--session-ttl-min", "0.2", "--session-ttl-multiplier", "0.1"])
+    server = ConsulServerProcess(base / "state", args=["--session-ttl-min", "0.2", "--session-ttl-multiplier", "0.2"])
     server.start()
     yield server
     server.stop()
@@ -277,14 +277,14 @@ def test_session_invalid_lock_delay_and_delete_behavior(c, srv):
 def test_session_ttl_expiry_and_renew(c, srv):
     r = requests.put(f"{srv.url}/v1/session/create", json={"TTL": "0.1s"}, timeout=5)
     assert r.status_code == 400 and "Invalid Session TTL" in r.text
-    # py-consul insists on TTL >= 10 s; this server expires sessions at TTL x 0.1 (Consul: x 2)
+    # py-consul insists on TTL >= 10 s; this server expires sessions at TTL x 0.2 = 2 s (Consul: x 2)
     sid = c.session.create(ttl=10, lock_delay=0)
     assert c.kv.put("ttl/k", "v", acquire=sid)
     for _ in range(3):  # renewing keeps it alive past its TTL
         time.sleep(0.5)
         renewed = c.session.renew(sid)
         assert renewed["ID"] == sid and renewed["TTL"] == "10s"
-    time.sleep(1.6)
+    time.sleep(3.0)
     assert c.session.info(sid)[1] is None
     assert "Session" not in c.kv.get("ttl/k")[1]
     with pytest.raises(consul.NotFound):
