@@ -82,6 +82,8 @@ def test_build_push_render_from_build(hello_copy, registry, buildah_store, tmp_p
     digest = saved["digest"]
     assert saved["image"] == f"{registry.host}/examples/hello" and saved["git_sha"] == sha
     assert doc["push"]["pinned"] == f"{registry.host}/examples/hello@{digest}"
+    # Docker v2 schema 2: what the Docker engine on Marathon hosts pulls, old engines included
+    assert doc["push"]["media_type"] == "application/vnd.docker.distribution.manifest.v2+json"
 
     got = requests.get(f"http://{registry.host}/v2/examples/hello/manifests/{digest}", headers={"Accept": ACCEPT},
                        timeout=10)
