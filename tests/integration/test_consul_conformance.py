@@ -331,6 +331,8 @@ def test_acl_tokens(consul_factory):
     assert r.status_code == 403 and r.text == "ACL not found"
     r = requests.get(f"{srv.url}/v1/kv/app/config?token=app-secret", timeout=5)
     assert r.status_code == 200
+    r = requests.get(f"{srv.url}/v1/kv/app/config", headers={"Authorization": "Bearer app-secret"}, timeout=5)
+    assert r.status_code == 200
     r = requests.put(f"{srv.url}/v1/txn", headers={"X-Consul-Token": "app-secret"},
                      json=[{"KV": {"Verb": "set", "Key": "other/y", "Value": _b64("1")}}], timeout=5)
     assert r.status_code == 409 and r.json()["Errors"][0]["What"] == "Permission denied"
