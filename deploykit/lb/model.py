@@ -406,7 +406,23 @@ def _parse_app(
     app: Mapping, settings: LbSettings, last_known: Mapping[str, bool], health_out: dict[str, bool],
     resolve: Resolver | None = None,
 ) -> tuple[AppState | None, Rejected | None, tuple[Ignored, ...]]:
-    """One app -> its routes and candidates, or a rejection. None, None: not ours (no group / other group)."""
+    """One app -> its routes and candidates, or a rejection. None, None: not ours (no group / other group).
+
+    A malformed app document (a list where Marathon has an object, ...) rejects that app, not the sync.
+    """
+    if not isinstance(app, Mapping):
+        return None, Rejected(repr(app)[:60], "app is not a JSON object"), ()
+    try:
+        return _parse_app_doc(app, settings, last_known, health_out, resolve)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        health_out.clear()
+        return None, Rejected(str(app.get("id")), f"malformed app document ({type(exc).__name__}: {exc})"), ()
+
+
+def _parse_app_doc(
+    app: Mapping, settings: LbSettings, last_known: Mapping[str, bool], health_out: dict[str, bool],
+    resolve: Resolver | None,
+) -> tuple[AppState | None, Rejected | None, tuple[Ignored, ...]]:
     app_id = app.get("id")
     if not isinstance(app_id, str):
         return None, Rejected(str(app_id), "app has no id"), ()
@@ -609,7 +625,8 @@ def build_model(
     with paused_gc():
         for app in apps:
             seen: dict[str, bool] = {}
-            known = flat if prev_health is None else prev_health.get(app.get("id"), flat)
+            app_id = app.get("id") if isinstance(app, Mapping) else None
+            known = flat if prev_health is None or not isinstance(app_id, str) else prev_health.get(app_id, flat)
             state, rejected, ignored = _parse_app(app, settings, known, seen, resolve)
             if state is not None:
                 states[state.app_id] = state
@@ -617,8 +634,8 @@ def build_model(
                 label_rejects[rejected.app_id] = rejected
             if ignored:
                 app_ignored[ignored[0].app_id] = ignored
-            if seen:
-                app_health[app.get("id")] = seen
+            if seen and isinstance(app_id, str):
+                app_health[app_id] = seen
         return _assemble(settings, states, label_rejects, app_ignored, app_health, prev, resolve)
 
 
@@ -628,8 +645,10 @@ def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel
     O(that app) when only its tasks changed; when its routing (labels, ports) changed it
     re-resolves conflicts across apps (cheap, no JSON or labels re-parsed) since a reload is due anyway.
     """
-    app_id = app.get("id")
-    old_state = model.apps.get(app_id) if isinstance(app_id, str) else None
+    app_id = app.get("id") if isinstance(app, Mapping) else None
+    if not isinstance(app_id, str):
+        return model, []  # nothing to key it by; a full sync reports it
+    old_state = model.apps.get(app_id)
     seen: dict[str, bool] = {}
     state, rejected, ignored = _parse_app(app, model.settings, model.app_health.get(app_id, {}), seen, model.resolve)
     health = dict(model.app_health)
@@ -660,7 +679,7 @@ def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel
             resolve=model.resolve,
         )
         return new_model, changed
-    return _replace_app(model, str(app_id), state, rejected, ignored, health)
+    return _replace_app(model, app_id, state, rejected, ignored, health)
 
 
 def remove_app(model: RoutingModel, app_id: str) -> tuple[RoutingModel, list[str]]:

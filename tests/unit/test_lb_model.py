@@ -332,3 +332,21 @@ def test_conflict_between_ports_of_one_app() -> None:
 def test_ipv6_task_addresses() -> None:
     m = build_model([app("/a", [task("t1", 1, host="fd00::5"), task("t2", 2, host="fd00::zz")])], SETTINGS)
     assert addresses(m, "a_0") == [("s1", "fd00::5", 1)]
+
+
+def test_malformed_app_documents_reject_that_app_only() -> None:
+    bad_tasks = app("/bad-tasks", [task("x1")], service_port=10002)
+    bad_tasks["tasks"] = [["not", "a", "task"]]
+    bad_health = app("/bad-health", [task("x2", alive=True)], health=True, service_port=10003)
+    bad_health["tasks"][0]["healthCheckResults"] = ["yes"]
+    bad_ports = app("/bad-ports", service_port=10004)
+    bad_ports["portDefinitions"] = [7]
+    m = build_model([app("/good", [task("g1")]), bad_tasks, bad_health, bad_ports, "junk"], SETTINGS)
+    assert list(m.backends) == ["good_0"]
+    reasons = {r.app_id: r.reason for r in m.rejected}
+    assert {"/bad-tasks", "/bad-health", "/bad-ports"} <= set(reasons)
+    assert all("malformed" in reasons[k] for k in ("/bad-tasks", "/bad-health", "/bad-ports"))
+    assert "'junk'" in reasons
+    m2, changed = apply_app(m, bad_tasks)
+    assert changed == [] and m2.rejected == m.rejected
+    assert apply_app(m, {"id": ["x"]}) == (m, [])
