@@ -1,0 +1,128 @@
+"""`deploykit local up|down|status`: the devcluster (local Marathon + Consul) for the quick start and tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from deploykit.cli.common import console, handle_errors, output_options
+
+DEFAULT_STATE_DIR = Path(".deploykit/devcluster")
+
+
+@click.group()
+def local() -> None:
+    """Run the local devcluster: a Marathon- and Consul-compatible server running apps as local processes."""
+
+
+def _state_dir_option(func):
+    return click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE_DIR,
+                        show_default=True, help="Apps, versions, Consul data, sandboxes and the log live here.")(func)
+
+
+@local.command("up")
+@click.option("--marathon-port", type=int, default=8080, show_default=True)
+@click.option("--consul-port", type=int, default=8500, show_default=True, help="0 = no Consul API.")
+@click.option("--zk", default=None, help="zk://host:2181/marathon: register as Marathon leader in ZooKeeper.")
+@click.option("--hostname", default="127.0.0.1", show_default=True, help="Address advertised as the leader.")
+@click.option("--event-heartbeat", default="10s", show_default=True, help="Event-stream heartbeat interval.")
+@click.option("--detach", "-d", is_flag=True, help="Run in the background (log: <state-dir>/devcluster.log).")
+@_state_dir_option
+@output_options
+@handle_errors("local up")
+def up(marathon_port: int, consul_port: int, zk: str | None, hostname: str, event_heartbeat: str, detach: bool,
+       state_dir: Path, output: str, junit_path: str | None) -> dict | None:
+    """Start the devcluster (in the foreground unless --detach).
+
+    \b
+    Examples:
+      deploykit local up --detach
+      deploykit local up --marathon-port 18080 --consul-port 18500 --zk zk://127.0.0.1:2181/marathon
+    """
+    from deploykit.devcluster.control import UpOptions, up_detached, up_foreground
+
+    opts = UpOptions(state_dir=state_dir, marathon_port=marathon_port, consul_port=consul_port, zk=zk,
+                     hostname=hostname, event_heartbeat=event_heartbeat)
+    if not detach:
+        up_foreground(opts)
+        return None
+    info = up_detached(opts)
+    if output == "text":
+        con = console()
+        con.print(f"devcluster running (pid {info['pid']})")
+        con.print(f"  Marathon: {info['marathon_url']}")
+        if info["consul_url"]:
+            con.print(f"  Consul:   {info['consul_url']}")
+        con.print(f"  log:      {info['log']}")
+        con.print("  stop it with: deploykit local down")
+    return info
+
+
+@local.command("down")
+@_state_dir_option
+@output_options
+@handle_errors("local down")
+def down(state_dir: Path, output: str, junit_path: str | None) -> dict:
+    """Stop the devcluster of this state dir and its tasks (apps and versions are kept)."""
+    from deploykit.devcluster.control import down as stop
+
+    result = stop(state_dir)
+    if output == "text":
+        killed = " (killed after the timeout)" if result.get("forced") else ""
+        msg = result.get("message") or f"devcluster stopped (pid {result['pid']}){killed}"
+        console().print(msg)
+    return result
+
+
+@local.command("status")
+@click.option("--marathon-url", default=None, help="Ask this server instead of the one recorded in --state-dir.")
+@_state_dir_option
+@output_options
+@handle_errors("local status")
+def status(marathon_url: str | None, state_dir: Path, output: str, junit_path: str | None) -> dict:
+    """Show apps, tasks, health and ports of the running devcluster."""
+    from deploykit.devcluster.control import runtime_info
+    from deploykit.devcluster.control import status as get_status
+    from deploykit.errors import UnreachableError
+
+    if marathon_url is None:
+        info = runtime_info(state_dir)
+        if info is None:
+            raise UnreachableError(f"no devcluster running for {state_dir} (start one: deploykit local up --detach)")
+        marathon_url = info["marathon_url"]
+    doc = get_status(marathon_url)
+    if output == "text":
+        _print_status(doc)
+    return doc
+
+
+def _print_status(doc: dict) -> None:
+    from rich.table import Table
+
+    con = console()
+    con.print(f"Marathon {doc['marathon_url']} (leader {doc['leader']}), {len(doc['apps'])} app(s)")
+    table = Table(show_lines=False)
+    for col in ("app", "run/inst", "healthy", "task", "state", "health", "ports", "svc ports"):
+        table.add_column(col, overflow="fold")
+    for app in doc["apps"]:
+        tasks = app.get("tasks") or [None]
+        for i, t in enumerate(tasks):
+            head = [app["id"], f"{app['tasksRunning']}/{app['instances']}", str(app["tasksHealthy"])] if i == 0 \
+                else ["", "", ""]
+            if t is None:
+                table.add_row(*head, "-", "-", "-", "-", "-")
+                continue
+            results = t.get("healthCheckResults") or []
+            health = ("healthy" if results and all(r["alive"] for r in results) else
+                      "unhealthy" if results else ("-" if not app.get("healthChecks") else "unknown"))
+            table.add_row(*head, t["id"].split(".instance-")[-1][:8], t["state"].removeprefix("TASK_").lower(),
+                          health, ",".join(map(str, t["ports"])), ",".join(map(str, t["servicePorts"])))
+    con.print(table)
+    for d in doc["deployments"]:
+        con.print(f"deployment {d['id']}: {', '.join(d['affectedApps'])} step {d['currentStep']}/{d['totalSteps']} "
+                  f"{', '.join(a['action'] for a in d['currentActions'])}")
+    for app in doc["apps"]:
+        if app.get("lastTaskFailure"):
+            f = app["lastTaskFailure"]
+            con.print(f"last failure of {app['id']}: {f['state']} {f['message']} at {f['timestamp']}")
