@@ -133,17 +133,17 @@ class RenderResult:
     model: RoutingModel
     out: str
     size: int
+    servers: int = 0
 
     def summary(self) -> str:
         m = self.model
-        servers = m.server_count
-        return (f"wrote {self.out}: {len(m.backends)} backends, {servers} servers, "
+        return (f"wrote {self.out}: {len(m.backends)} backends, {self.servers} servers, "
                 f"{len(m.rejected)} apps skipped, {len(m.ignored)} labels ignored")
 
     def to_dict(self) -> dict:
         m = self.model
         return {
-            "out": self.out, "bytes": self.size, "backends": len(m.backends), "servers": m.server_count,
+            "out": self.out, "bytes": self.size, "backends": len(m.backends), "servers": self.servers,
             "rejected": [{"app_id": r.app_id, "reason": r.reason} for r in m.rejected],
             "ignored": [{"app_id": i.app_id, "label": i.label, "reason": i.reason} for i in m.ignored],
         }
@@ -211,4 +211,4 @@ def render_apps_file(apps_json: str, *, out: str = "-", groups: tuple[str, ...] 
                 f.write(text)
         except OSError as exc:
             raise ValidationError([Problem(out, "", f"cannot write: {exc.strerror or exc}")]) from exc
-    return RenderResult(model, out if out != "-" else "<stdout>", len(text))
+    return RenderResult(model, out if out != "-" else "<stdout>", len(text), model.server_count)
