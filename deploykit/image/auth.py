@@ -55,7 +55,10 @@ def credentials_from_env(registry: object | None, environ: Mapping[str, str], *,
 def auth_document(host: str, creds: Credentials) -> dict:
     """The containers-auth.json / docker config.json shape both tools read."""
     token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-    return {"auths": {host: {"auth": token}}}
+    auths = {host: {"auth": token}}
+    if host in ("docker.io", "index.docker.io"):
+        auths["https://index.docker.io/v1/"] = {"auth": token}  # the key the docker CLI looks up for Hub
+    return {"auths": auths}
 
 
 @contextmanager

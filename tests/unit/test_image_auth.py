@@ -58,3 +58,10 @@ def test_settings_apply_only_to_the_environment_registry():
     other = registry_settings(ImageName("other.example.com", "a"), reg(), environ)
     assert not other.insecure and other.credentials is None
     assert registry_settings(ImageName(None, "a"), reg(url=None), environ).host == "docker.io"
+
+
+def test_docker_hub_gets_the_docker_cli_key_too():
+    from deploykit.image.auth import auth_document
+
+    doc = auth_document("docker.io", Credentials("bot", "pw"))
+    assert set(doc["auths"]) == {"docker.io", "https://index.docker.io/v1/"}
