@@ -113,7 +113,7 @@ def _clean(key: str, value: object) -> str:
 
 
 def _int(key: str, value: str, low: int, high: int) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         raise LabelError(f"label {key}: {_show(value)} is not a whole number")
     number = int(value)
     if not low <= number <= high:
