@@ -77,10 +77,9 @@ def _slot_ops(name: str, server: str, old: Server | None, new: Server | None) ->
 
 def diff_backend(old: Backend | None, new: Backend | None, changes: Changes) -> None:
     """Add what it takes to turn backend `old` into `new` to `changes`."""
-    if old is new:
+    if old is new:  # also both None: a name from several updates' change lists that came and went
         return
     if old is None or new is None:
-        assert old is not None or new is not None
         name = new.name if new is not None else old.name  # type: ignore[union-attr]
         changes.reload_needed = True
         changes.reasons.append(f"backend {name} {'added' if old is None else 'removed'}")

@@ -93,3 +93,11 @@ def test_structure_changes_need_reload() -> None:
 
 def test_weight_op_command() -> None:
     assert ServerOp("be", "s1", "weight", weight=50).command() == "set server be/s1 weight 50"
+
+
+def test_change_lists_of_several_updates_can_be_merged() -> None:
+    m1 = build_model([app("/a", [task("t1", 1)])], SETTINGS)
+    m2, c2 = apply_app(m1, app("/b", [task("t2", 2)]))
+    m3, c3 = apply_app(m2, {"id": "/b", "labels": {}})  # /b gone again
+    changes = diff(m1, m3, only=set(c2) | set(c3))
+    assert changes.empty and c2 == ["b_0"]
