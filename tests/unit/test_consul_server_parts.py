@@ -137,3 +137,4 @@ def test_wait_is_capped_defaulted_and_jittered(tmp_path):
         assert all(low <= w <= high for w in waits), query
         assert len(set(waits)) > 1  # jitter
     assert srv.blocking_params(make_mocked_request("GET", "/v1/kv/k?index=7"))[0] == 7
+    asyncio.run(srv.journal.close())
