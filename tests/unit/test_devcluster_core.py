@@ -1,0 +1,152 @@
+"""Pure parts of the devcluster: plans, events framing, env, ports, versions, ZK URLs, label selectors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from deploykit.devcluster.api import _label_selector
+from deploykit.devcluster.appdef import parse_app
+from deploykit.devcluster.deployments import plan_steps
+from deploykit.devcluster.events import EventBus
+from deploykit.devcluster.leader import _seq, parse_zk_url
+from deploykit.devcluster.scheduler import Scheduler
+from deploykit.devcluster.tasks import LaunchError, PortAllocator, Task, command_argv, fetch_artifacts, task_env
+from deploykit.devcluster.util import VersionClock, app_id_slug, instance_id_for, iso_ms
+
+
+def _versioned(doc: dict, version: str, config_version: str | None = None) -> dict:
+    app = parse_app(doc)
+    app["version"] = version
+    app["versionInfo"] = {"lastScalingAt": version, "lastConfigChangeAt": config_version or version}
+    return app
+
+
+def test_plan_steps_per_change_kind():
+    v1 = _versioned({"id": "/a", "cmd": "x", "instances": 2}, "v1")
+    assert plan_steps(None, v1) == [[{"action": "StartApplication", "app": "/a"}],
+                                    [{"action": "ScaleApplication", "app": "/a"}]]
+    assert plan_steps(v1, None) == [[{"action": "StopApplication", "app": "/a"}]]
+    scaled = {**v1, "instances": 5, "version": "v2"}
+    assert plan_steps(v1, scaled) == [[{"action": "ScaleApplication", "app": "/a"}]]
+    changed = _versioned({"id": "/a", "cmd": "y", "instances": 2}, "v3")
+    assert plan_steps(v1, changed) == [[{"action": "RestartApplication", "app": "/a"}]]
+    assert plan_steps(v1, {**v1, "version": "v4"}) == []
+    assert plan_steps(None, _versioned({"id": "/z", "cmd": "x", "instances": 0}, "v1")) == [
+        [{"action": "StartApplication", "app": "/z"}]]
+
+
+def test_event_framing_is_crlf_sse_with_event_type_and_timestamp():
+    async def go() -> bytes:
+        bus = EventBus()
+        q = bus.subscribe()
+        bus.publish("deployment_success", id="d1", plan={"id": "d1"})
+        return (await q.get())[1]
+
+    data = asyncio.run(go())
+    assert data.startswith(b"event: deployment_success\r\ndata: {") and data.endswith(b"}\r\n\r\n")
+    doc = json.loads(data.split(b"\r\n")[1][6:])
+    assert doc["eventType"] == "deployment_success" and doc["id"] == "d1"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", doc["timestamp"])
+
+
+def test_slow_consumer_is_cut_off():
+    async def go() -> list:
+        bus = EventBus(max_outstanding=3)
+        q = bus.subscribe()
+        for i in range(5):
+            bus.publish("x", n=i)
+        return [q.get_nowait() for _ in range(q.qsize())]
+
+    items = asyncio.run(go())
+    assert len(items) == 4 and items[-1] is None
+
+
+def test_version_clock_is_strictly_increasing_and_formatted():
+    clock = VersionClock()
+    versions = [clock.next() for _ in range(50)]
+    assert versions == sorted(versions) and len(set(versions)) == 50
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", iso_ms(0)) and iso_ms(0).startswith("1970")
+
+
+def test_instance_ids_follow_marathon_1_10():
+    assert app_id_slug("/shop/cart") == "shop_cart"
+    assert re.fullmatch(r"shop_cart\.instance-[0-9a-f-]{36}", instance_id_for("/shop/cart"))
+
+
+def test_task_env_has_marathon_variables(tmp_path: Path):
+    app = _versioned({"id": "/a", "cmd": "x", "env": {"X": "1", "S": {"secret": "s1"}}, "labels": {"team": "t"},
+                      "portDefinitions": [{"port": 10001, "name": "http"}, {"port": 0}]}, "v1")
+    task = Task(instance_id="a.instance-1", app_id="/a", version="v1", config_version="v1", app=app,
+                host_ports=[31000, 31001], service_ports=[10001, 10002], sandbox=tmp_path)
+    env = task_env(task, app, app["portDefinitions"])
+    assert env["PORT0"] == "31000" and env["PORT1"] == "31001" and env["PORTS"] == "31000,31001"
+    assert env["PORT_HTTP"] == "31000" and env["PORT_10001"] == "31000" and env["PORT"] == "31000"
+    assert env["MESOS_TASK_ID"] == "a.instance-1._app.1" and env["MARATHON_APP_VERSION"] == "v1"
+    assert env["MARATHON_APP_LABELS"] == "team" and env["MARATHON_APP_LABEL_TEAM"] == "t"
+    assert env["X"] == "1" and "S" not in env  # secrets need a secret store
+
+
+def test_command_argv_and_docker_refusal():
+    assert command_argv({"cmd": "echo $PORT0"}) == ["sh", "-c", "echo $PORT0"]
+    assert command_argv({"args": ["/bin/echo", "a b"]}) == ["/bin/echo", "a b"]
+    with pytest.raises(LaunchError, match="no container runtime"):
+        command_argv({"container": {"docker": {"image": "nginx"}}, "cmd": "x"})
+
+
+def test_fetch_refuses_remote_and_missing(tmp_path: Path):
+    with pytest.raises(LaunchError, match="unsupported URI scheme"):
+        fetch_artifacts(tmp_path, [{"uri": "https://example.com/x.tgz"}])
+    with pytest.raises(LaunchError, match="does not exist"):
+        fetch_artifacts(tmp_path, [{"uri": "file:///nonexistent/x"}])
+
+
+def test_port_allocator_skips_used_and_wraps():
+    alloc = PortAllocator(41000, 41003)
+    first = alloc.allocate(3)
+    assert len(set(first)) == 3 and all(41000 <= p <= 41003 for p in first)
+    alloc.release(first[:1])
+    again = alloc.allocate(2)
+    assert set(again) <= {first[0], *(set(range(41000, 41004)) - set(first))}
+    assert alloc.allocate(1, fixed=[45555]) == [45555]
+    with pytest.raises(LaunchError):
+        alloc.allocate(3)
+
+
+def test_kill_order_unhealthy_first_then_youngest():
+    def task(i: int, staged: str, healthy: bool) -> Task:
+        t = Task(instance_id=f"i{i}", app_id="/a", version="v", config_version="v", app={}, host_ports=[],
+                 service_ports=[], sandbox=Path("/tmp"), staged_at=staged)
+        t.state = "TASK_RUNNING" if healthy else "TASK_STAGING"
+        return t
+
+    class Rt:
+        app = {"killSelection": "YOUNGEST_FIRST"}
+
+    tasks = [task(1, "2020-01-01", True), task(2, "2020-01-03", True), task(3, "2020-01-02", False)]
+    assert [t.instance_id for t in Scheduler._kill_order(Rt, tasks)] == ["i3", "i2", "i1"]
+    Rt.app = {"killSelection": "OLDEST_FIRST"}
+    assert [t.instance_id for t in Scheduler._kill_order(Rt, tasks)] == ["i3", "i1", "i2"]
+
+
+def test_zk_url_and_latch_sequence():
+    assert parse_zk_url("zk://h1:2181,h2:2181/marathon") == ("h1:2181,h2:2181", "/marathon")
+    assert parse_zk_url("zk://h1:2181") == ("h1:2181", "/marathon")
+    with pytest.raises(ValueError):
+        parse_zk_url("http://h1/x")
+    names = ["_c_b-latch-0000000010", "_c_a-latch-0000000002"]
+    assert sorted(names, key=_seq)[0] == "_c_a-latch-0000000002"
+
+
+@pytest.mark.parametrize("expr,labels,ok", [
+    ("team", {"team": "a"}, True), ("team", {}, False), ("team==a", {"team": "a"}, True),
+    ("team!=a", {"team": "b"}, True), ("team in (a, b)", {"team": "b"}, True),
+    ("team notin (a,b)", {"team": "c"}, True), ("team notin (a,b)", {"team": "a"}, False),
+    ("team==a,env==prod", {"team": "a", "env": "dev"}, False),
+])
+def test_label_selector(expr, labels, ok):
+    assert _label_selector(expr)(labels) is ok
