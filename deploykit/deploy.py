@@ -128,6 +128,7 @@ class DeployOptions:
     force: bool = False
     max_failures: int = 2
     poll_interval: float = 1.0
+    event_heartbeat: float = 10.0  # Marathon's SSE heartbeat; 2x silence = dead stream
 
 
 @dataclass
@@ -289,13 +290,19 @@ def make_clients(environment: Any, environ: Mapping[str, str] | None = None) -> 
             closers.append(lambda: (zk_client.stop(), zk_client.close()))
         return zk_client
 
-    if environment.marathon.zk and environment.zookeeper:
+    if environment.marathon.zk:
         from deploykit.clients.zk import parse_zk_url
 
         url = parse_zk_url(environment.marathon.zk)
+        fallback = [u.rstrip("/") for u in environment.marathon.urls]
 
         def provider() -> list[str]:
-            return zk_leader_provider(zk(), url.path, environment.marathon.urls)()
+            try:
+                client = zk()
+            except DeployKitError as exc:  # ZooKeeper down: Marathon's own URLs still work
+                log.warning("no ZooKeeper for the Marathon leader (%s); using the URL list", exc)
+                return fallback
+            return zk_leader_provider(client, url.path, fallback)()
 
         marathon = MarathonClient(provider, auth=auth)
     else:
@@ -375,9 +382,32 @@ def deploy(
     clients = clients or make_clients(prep.environment, environ)
     try:
         return _deploy(opts, prep, clients, run, progress, stop or Stop())
+    except DeployKitError as exc:
+        secrets = [prep.desired["env"][k] for k in prep.secret_env if prep.desired.get("env", {}).get(k)]
+        raise scrub_error(exc, secrets) from None
     finally:
         if own:
             clients.close()
+
+
+def scrub_error(exc: DeployKitError, secrets: list[str]) -> DeployKitError:
+    """Last line of defence: a server echoing a secret back (e.g. in a 422 body) never reaches output."""
+    if not secrets:
+        return exc
+    import json
+
+    def clean(text: str) -> str:
+        for value in secrets:
+            text = text.replace(value, planmod.redact(value))
+        return text
+
+    if exc.args and isinstance(exc.args[0], str):
+        exc.args = (clean(exc.args[0]), *exc.args[1:])
+    for attr in ("report", "body"):
+        value = getattr(exc, attr, None)
+        if value is not None:
+            setattr(exc, attr, json.loads(clean(json.dumps(value, default=str))))
+    return exc
 
 
 def _plan(prep: Prepared, clients: Clients, current: dict | None) -> planmod.Plan:
@@ -572,7 +602,7 @@ def _put_and_watch(
     phase: str,
 ) -> tuple[w.Outcome, str | None, str | None]:
     """Subscribe, PUT, wait. Returns (outcome, deploymentId, version)."""
-    stream = marathon.events(event_types=list(WATCH_EVENTS))
+    stream = marathon.events(event_types=list(WATCH_EVENTS), heartbeat_interval=opts.event_heartbeat)
     _thread, q = stream.start_thread()
     try:
         # wait briefly for the subscription so a fast deployment's events are not missed
@@ -622,6 +652,8 @@ def _put_and_watch(
         return outcome, dep_id, version
     finally:
         stream.stop()
+        info = {"connects": stream.connects, "last_error": stream.last_error}
+        run.report.setdefault("event_stream", {})[phase] = info
 
 
 def _wait(

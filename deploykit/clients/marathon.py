@@ -124,8 +124,12 @@ class MarathonClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         retries: int = 2,
         session: requests.Session | None = None,
+        follow_leader: bool = True,
     ):
+        """`follow_leader=False` when Marathon sits behind a proxy or load balancer whose
+        address must be used even though Marathon names its own host:port as leader."""
         self._provider: LeaderProvider = leader if callable(leader) else static_leader(leader)
+        self._follow_leader = follow_leader
         self._auth = auth
         self.timeout = timeout
         self.retries = retries
@@ -194,7 +198,7 @@ class MarathonClient:
                 except requests.RequestException as exc:
                     raise UnreachableError(f"Marathon request {method} {path} failed: {_short(exc)}") from None
                 leader = resp.headers.get("X-Marathon-Leader")
-                if leader:
+                if leader and self._follow_leader:
                     self._leader_hint = leader.rstrip("/")
                 self.last_url = base
                 if resp.status_code in RETRY_STATUSES and idempotent:

@@ -74,3 +74,14 @@ def test_bad_durations_are_usage_errors(app_and_env):
     app, env_dir = app_and_env
     result = CliRunner().invoke(main, ["deploy", str(app), "--env-dir", str(env_dir), "--timeout", "10"])
     assert result.exit_code == 2 and "unit" in result.output
+
+
+def test_scrub_error_removes_echoed_secrets():
+    from deploykit.deploy import DeployFailure, scrub_error
+    from deploykit.errors import RemoteError
+
+    err = scrub_error(RemoteError("422: env.X 'hunter2-canary' bad", status=422, body={"details": "hunter2-canary"}),
+                      ["hunter2-canary"])
+    assert "hunter2-canary" not in str(err) + json.dumps(err.to_dict())
+    rep = scrub_error(DeployFailure("x", {"errors": ["saw hunter2-canary"]}), ["hunter2-canary"])
+    assert "hunter2-canary" not in json.dumps(rep.to_dict())
