@@ -1,0 +1,373 @@
+"""`deploykit lb run` end to end: the real CLI daemon, real HAProxy, the devcluster as Marathon,
+real ZooKeeper for leader discovery. Apps are PUT as Marathon JSON (the shape `deploykit render`
+produces for the routing labels), which is what the daemon sees from any deploy tool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from deploykit.lb.haproxy import parse_show_proc, socket_command
+from tests.harness.common import free_port, wait_until
+from tests.harness.devcluster import wait_for
+from tests.harness.zookeeper import ZooKeeper, zookeeper_available
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def web_app(app_id: str, vhost: str, instances: int, version: str = "v1", **extra) -> dict:
+    """A busybox httpd task answering /id with its task id and version; HTTP health on /health.
+
+    Like any app meant for zero-downtime deploys it keeps serving for a moment after SIGTERM
+    (it ignores TERM and Marathon's SIGKILL follows after taskKillGracePeriodSeconds): the
+    load balancer takes it out of rotation on TASK_KILLING, before the process is gone.
+    """
+    return {
+        "id": app_id,
+        "instances": instances,
+        "cpus": 0.01,
+        "mem": 16,
+        "cmd": (
+            "trap '' TERM; echo ok > health && echo \"$MESOS_TASK_ID $VERSION\" > id && "
+            "exec busybox httpd -f -p 127.0.0.1:$PORT0 -h ."
+        ),
+        "taskKillGracePeriodSeconds": 1,
+        "env": {"VERSION": version},
+        "portDefinitions": [{"port": 0, "name": "http"}],
+        "healthChecks": [
+            {
+                "protocol": "HTTP",
+                "path": "/health",
+                "portIndex": 0,
+                "gracePeriodSeconds": 10,
+                "intervalSeconds": 1,
+                "timeoutSeconds": 0,
+                "maxConsecutiveFailures": 3,
+            }
+        ],
+        "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0},
+        "labels": {
+            "HAPROXY_GROUP": "external",
+            "HAPROXY_0_VHOST": vhost,
+            "DEPLOYKIT_0_CHECK_PATH": "/health",
+            "DEPLOYKIT_0_CHECK_INTERVAL_MS": "500",
+            "DEPLOYKIT_0_CHECK_RISE": "1",
+            "DEPLOYKIT_0_CHECK_FALL": "2",
+        },
+        **extra,
+    }
+
+
+def put_app(base: str, app: dict) -> None:
+    r = requests.put(f"{base}/v2/apps{app['id']}", json=app, params={"force": "true"}, timeout=10)
+    assert r.status_code in (200, 201), r.text
+
+
+def healthy_tasks(base: str, app_id: str) -> list[str]:
+    r = requests.get(f"{base}/v2/apps{app_id}", params={"embed": "app.tasks"}, timeout=5)
+    if r.status_code != 200:
+        return []
+    app = r.json()["app"]
+    return sorted(
+        t["id"]
+        for t in app.get("tasks", [])
+        if t.get("state") == "TASK_RUNNING"
+        and t.get("healthCheckResults")
+        and all(h.get("alive") for h in t["healthCheckResults"])
+    )
+
+
+def settled(base: str, app_id: str, n: int) -> list[str]:
+    """Wait until Marathon has exactly n healthy tasks and no deployment for the app."""
+
+    def check():
+        deps = requests.get(f"{base}/v2/deployments", timeout=5).json()
+        busy = any(app_id in d.get("affectedApps", []) for d in deps)
+        tasks = healthy_tasks(base, app_id)
+        return tasks if not busy and len(tasks) == n else None
+
+    return wait_for(check, 60, f"{app_id} settled at {n} healthy tasks", interval=0.2)
+
+
+class LbRun:
+    """`deploykit lb run` as a subprocess, with its own env file, HAProxy paths and ports."""
+
+    def __init__(self, workdir: Path, marathon_urls: list[str], zk: str | None = None, extra: list[str] = ()):
+        self.dir = workdir
+        self.http_port = free_port()
+        self.metrics_port = free_port()
+        env = json.loads((REPO / "chef_attrs" / "local.json").read_text())
+        dk = env["default_attributes"]["deploykit"]
+        dk["marathon"]["urls"] = marathon_urls or ["http://127.0.0.1:1"]  # ZK-only: a dead fallback URL
+        dk["haproxy"]["http_port"] = self.http_port
+        dk["haproxy"]["bind_address"] = "127.0.0.1"
+        (workdir / "env").mkdir(parents=True, exist_ok=True)
+        (workdir / "env" / "local.json").write_text(json.dumps(env))
+        self.config = workdir / "haproxy" / "haproxy.cfg"
+        self.cmd = [
+            str(Path(sys.executable).parent / "deploykit"),
+            "lb",
+            "run",
+            "--env",
+            "local",
+            "--env-dir",
+            str(workdir / "env"),
+            "--haproxy-config",
+            str(self.config),
+            "--metrics-addr",
+            f"127.0.0.1:{self.metrics_port}",
+            "--heartbeat-interval",
+            "1s",
+            "--resync-interval",
+            "30s",
+            "--stop-haproxy",
+            "--log-level",
+            "debug",
+            *extra,
+        ]
+        if zk:
+            self.cmd += ["--zk", zk]
+        self.log = workdir / "lb.log"
+        self.proc: subprocess.Popen | None = None
+        self.session = requests.Session()
+
+    def start(self) -> LbRun:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        wait_until(lambda: self.healthz()[0] == 200, 30, f"lb run healthy; log:\n{self.log_tail()}", interval=0.2)
+        return self
+
+    def healthz(self) -> tuple[int, dict]:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"lb run exited {self.proc.returncode}:\n{self.log_tail()}")
+        r = requests.get(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=2)
+        return r.status_code, r.json()
+
+    def metric(self, name: str) -> float:
+        text = requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and (len(line) == len(name) or line[len(name)] in " {"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def reloads(self) -> int:
+        return parse_show_proc(socket_command(self.config.parent / "master.sock", "show proc")).master.reloads
+
+    def get(self, vhost: str, path: str = "/id") -> requests.Response:
+        return self.session.get(f"http://127.0.0.1:{self.http_port}{path}", headers={"Host": vhost}, timeout=5)
+
+    def routed(self, vhost: str, n: int = 20) -> set[str]:
+        out = set()
+        for _ in range(n):
+            r = self.get(vhost)
+            if r.status_code == 200:
+                out.add(r.text.split()[0])
+        return out
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        # belt and braces: HAProxy is a daemonised process of its own
+        pidfile = self.config.parent / "haproxy.pid"
+        if pidfile.exists():
+            for pid in pidfile.read_text().split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+        self.proc = None
+
+
+@pytest.fixture
+def lb_factory(tmp_path):
+    made: list[LbRun] = []
+
+    def make(marathon_urls: list[str], zk: str | None = None, extra: list[str] = ()) -> LbRun:
+        lb = LbRun(tmp_path / f"lb{len(made)}", marathon_urls, zk, extra)
+        made.append(lb)
+        return lb.start()
+
+    yield make
+    for lb in made:
+        lb.stop()
+
+
+def test_two_vhosts_scale_without_reload_and_bad_label_skipped(devcluster, lb_factory):
+    base = devcluster.marathon_url
+    put_app(base, web_app("/shop/a", "a.test", 2))
+    put_app(base, web_app("/shop/b", "b.test", 1))
+    put_app(base, web_app("/shop/evil", "evil.test\n    bind :1", 1))
+    a_tasks = settled(base, "/shop/a", 2)
+    b_tasks = settled(base, "/shop/b", 1)
+    lb = lb_factory([base])
+
+    wait_for(lambda: lb.routed("a.test") == set(a_tasks), 20, "a.test routed to both tasks")
+    assert lb.routed("b.test") == set(b_tasks)
+    assert lb.metric("deploykit_lb_apps_rejected") == 1
+    assert "evil" not in lb.config.read_text()
+    reloads = lb.reloads()
+
+    put_app(base, {**web_app("/shop/a", "a.test", 5)})
+    five = settled(base, "/shop/a", 5)
+    wait_for(lambda: lb.routed("a.test", 40) == set(five), 20, "a.test routed to 5 tasks")
+    put_app(base, {**web_app("/shop/a", "a.test", 2)})
+    two = settled(base, "/shop/a", 2)
+    wait_for(lambda: lb.routed("a.test") == set(two), 20, "a.test back to 2 tasks")
+    assert lb.reloads() == reloads, "scaling must go through the Runtime API only"
+    assert lb.metric("deploykit_lb_runtime_commands_total") > 0
+    assert lb.routed("b.test") == set(b_tasks)
+
+
+class LoadGen:
+    """A bounded load generator: `rate` requests/s spread over 4 threads, each on its own connection."""
+
+    def __init__(self, port: int, vhosts: list[str], rate: float = 100.0, threads: int = 4):
+        self.port, self.vhosts, self.rate, self.threads = port, vhosts, rate, threads
+        self.ok = 0
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+
+    def _run(self, i: int) -> None:
+        session = requests.Session()
+        period = self.threads / self.rate
+        n = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            vhost = self.vhosts[(i + n) % len(self.vhosts)]
+            n += 1
+            try:
+                r = session.get(f"http://127.0.0.1:{self.port}/id", headers={"Host": vhost}, timeout=5)
+                good = r.status_code == 200
+                detail = f"{vhost}: HTTP {r.status_code}"
+            except requests.RequestException as exc:
+                good, detail = False, f"{vhost}: {type(exc).__name__}"
+            with self._lock:
+                if good:
+                    self.ok += 1
+                else:
+                    self.failed.append(detail)
+            next_at += period
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def __enter__(self) -> LoadGen:
+        for w in self._workers:
+            w.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for w in self._workers:
+            w.join(10)
+
+
+def test_zero_drop_during_rolling_redeploys_and_scaling(devcluster, lb_factory):
+    base = devcluster.marathon_url
+    put_app(base, web_app("/zd/a", "za.test", 2))
+    put_app(base, web_app("/zd/b", "zb.test", 2))
+    settled(base, "/zd/a", 2)
+    settled(base, "/zd/b", 2)
+    lb = lb_factory([base])
+    wait_for(lambda: len(lb.routed("za.test")) == 2 and len(lb.routed("zb.test")) == 2, 20, "both apps routed")
+    t0 = time.monotonic()
+    with LoadGen(lb.http_port, ["za.test", "zb.test"], rate=100) as load:
+        for i in range(10):
+            put_app(base, web_app("/zd/a", "za.test", 2, version=f"v{i + 2}"))  # rolling redeploy
+            put_app(base, web_app("/zd/b", "zb.test", 3 if i % 2 == 0 else 2))  # scale change
+            settled(base, "/zd/a", 2)
+            settled(base, "/zd/b", 3 if i % 2 == 0 else 2)
+            time.sleep(max(0.0, t0 + 3.0 * (i + 1) - time.monotonic()))  # pace: ~30 s of load in total
+        wait_for(
+            lambda: {t.split()[0] for t in lb.routed("za.test")} == set(healthy_tasks(base, "/zd/a")),
+            20,
+            "za.test on the final version",
+        )
+    elapsed = time.monotonic() - t0
+    total = load.ok + len(load.failed)
+    print(
+        f"\nzero-drop: {total} requests in {elapsed:.1f}s, {load.ok} ok, {len(load.failed)} failed, "
+        f"reloads={lb.reloads()}"
+    )
+    assert total >= 50 * elapsed, "the load generator did not keep its rate"
+    assert load.failed == [], load.failed[:10]
+    versions = {lb.get("za.test").text.split()[1] for _ in range(6)}
+    assert versions == {"v11"}
+
+
+def test_leader_failover_followed(zookeeper, devcluster_factory, lb_factory):
+    zk = f"zk://{zookeeper.hosts}/lbfail{free_port()}"
+    state = devcluster_factory(start=False).workdir / "shared-state"
+    first = devcluster_factory(zk=zk, state_dir=state)
+    first.wait_leader()
+    second = devcluster_factory(zk=zk, state_dir=state)
+    put_app(first.marathon_url, web_app("/fo/a", "foa.test", 1))
+    a1 = settled(first.marathon_url, "/fo/a", 1)
+    lb = lb_factory([], zk=zk)
+    wait_for(lambda: lb.routed("foa.test") == set(a1), 20, "foa.test routed via the ZK leader")
+    assert lb.healthz()[1]["leader"] == first.ident
+
+    first.stop()  # leader leaves: the standby takes over
+    second.wait_leader(30)
+    wait_for(lambda: lb.healthz()[1]["leader"] == second.ident, 20, "daemon follows the new leader")
+    put_app(second.marathon_url, web_app("/fo/b", "fob.test", 1))
+    b1 = settled(second.marathon_url, "/fo/b", 1)
+    wait_for(lambda: lb.routed("fob.test") == set(b1), 20, "a change on the new leader is routed")
+    assert lb.metric("deploykit_lb_leader_changes_total") >= 2
+
+
+def test_zookeeper_outage_keeps_serving_then_resyncs(tmp_path, devcluster_factory, lb_factory):
+    if not zookeeper_available():
+        pytest.skip("ZooKeeper is not installed")
+    server = ZooKeeper(tmp_path / "zk")
+    server.start()
+    try:
+        zk = f"zk://{server.hosts}/marathon"
+        dc = devcluster_factory(zk=zk)
+        dc.wait_leader()
+        put_app(dc.marathon_url, web_app("/zo/a", "zoa.test", 2))
+        tasks = settled(dc.marathon_url, "/zo/a", 2)
+        lb = lb_factory([], zk=zk)
+        wait_for(lambda: lb.routed("zoa.test") == set(tasks), 20, "routed via ZK")
+        syncs = lb.metric("deploykit_lb_full_syncs_total")
+
+        server.stop()
+        wait_for(lambda: lb.metric("deploykit_lb_zookeeper_connected") == 0, 30, "daemon sees ZK gone")
+        for _ in range(3):
+            assert lb.routed("zoa.test") == set(tasks)  # the last good config keeps serving
+            time.sleep(0.5)
+
+        server.start()
+        wait_for(lambda: lb.metric("deploykit_lb_zookeeper_connected") == 1, 30, "daemon sees ZK back")
+        wait_for(lambda: lb.metric("deploykit_lb_full_syncs_total") > syncs, 20, "resync after ZK is back")
+        dc.wait_leader(30)
+        put_app(dc.marathon_url, web_app("/zo/a", "zoa.test", 3))
+        three = settled(dc.marathon_url, "/zo/a", 3)
+        wait_for(lambda: lb.routed("zoa.test", 30) == set(three), 20, "changes flow again")
+    finally:
+        server.stop()
