@@ -135,6 +135,7 @@ class ZkDeployLock:
         self._held = False
         self._lost: str | None = None
         self._suspended = threading.Event()
+        self._suspended_at = 0.0
         self._suspend_grace = suspend_grace
         client.add_listener(self._on_state)
 
@@ -144,6 +145,7 @@ class ZkDeployLock:
             if self._held:
                 self._lost = "the ZooKeeper session expired, so the lock's ephemeral node is gone"
         elif state == "SUSPENDED":
+            self._suspended_at = time.monotonic()
             self._suspended.set()
         elif state == "CONNECTED":
             self._suspended.clear()
@@ -176,8 +178,10 @@ class ZkDeployLock:
     def lost(self) -> str | None:
         if self._lost:
             return self._lost
-        if self._held and self._suspended.is_set():
-            return "connection to ZooKeeper lost (session may expire)"
+        # A short connection blip is not a loss (waiting changes nothing, and check() holds
+        # every change until the connection is back); one longer than the grace is.
+        if self._held and self._suspended.is_set() and time.monotonic() - self._suspended_at > self._suspend_grace:
+            return f"connection to ZooKeeper lost for over {self._suspend_grace:g}s (the session may have expired)"
         return None
 
     def check(self) -> None:
@@ -189,7 +193,8 @@ class ZkDeployLock:
             while self._suspended.is_set() and not self._lost and time.monotonic() < deadline:
                 time.sleep(0.05)
         if self._lost or self._suspended.is_set():
-            raise LockLost(f"lost the deploy lock {self.name}: {self.lost}; stopped before any further change")
+            why = self._lost or "no connection to ZooKeeper, so the lock cannot be confirmed"
+            raise LockLost(f"lost the deploy lock {self.name}: {why}; stopped before any further change")
         node = getattr(self._lock, "node", None)
         try:
             if node and self._client.exists(f"{self.path}/{node}") is None:

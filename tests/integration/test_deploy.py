@@ -424,10 +424,12 @@ def test_losing_the_zk_session_mid_deploy_stops_safely(dc, appdir, zookeeper):
     remove_app(dc, app_id)
 
 
-def test_interrupt_leaves_deployment_running_exit_130(dc, appdir):
-    app_id = "/it/intr"
-    good = write_app(appdir, "intr-good", app_id, 10619)
-    slow = write_app(appdir, "intr-slow", app_id, 10619, env={"HELLO_FAIL_HEALTH": "1"}, grace="60s")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_leaves_deployment_running_exit_130(dc, appdir, sig):
+    app_id = f"/it/intr-{sig.name.lower()}"
+    port = 10619 if sig == signal.SIGINT else 10622
+    good = write_app(appdir, f"intr-good-{sig.name}", app_id, port)
+    slow = write_app(appdir, f"intr-slow-{sig.name}", app_id, port, env={"HELLO_FAIL_HEALTH": "1"}, grace="60s")
     assert deploy(dc, good)[0] == 0
     proc = subprocess.Popen([*DEPLOYKIT, "deploy", str(slow), "--env", "local", "--env-dir", str(dc.env_dir),
                              "--output", "json", "--max-failures", "50"],
@@ -435,7 +437,7 @@ def test_interrupt_leaves_deployment_running_exit_130(dc, appdir):
     try:
         wait_until(lambda: bool(deployments_of(dc, app_id)), 20, "the deployment")
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
@@ -443,7 +445,7 @@ def test_interrupt_leaves_deployment_running_exit_130(dc, appdir):
             proc.wait()
     assert proc.returncode == 130
     doc = json.loads(out)
-    assert doc["result"] == "interrupted" and "deploykit rollback /it/intr" in doc["instructions"]
+    assert doc["result"] == "interrupted" and f"deploykit rollback {app_id}" in doc["instructions"]
     assert [d["id"] for d in deployments_of(dc, app_id)] == [doc["deploymentId"]]
     remove_app(dc, app_id)
 

@@ -99,3 +99,27 @@ def test_consul_session_lock_same_semantics(consul_server):
     assert lb.current_holder().user == "bob"
     lb.release()
     assert b.get("deploykit/locks/local/shop/cart") is None
+
+
+def test_zookeeper_outage_blocks_changes_and_becomes_a_loss(zookeeper):
+    a = zkc.connect(zookeeper.hosts, timeout=4)
+    try:
+        lock = ZkDeployLock(a, "/deploykit/locks", "prod", "/outage/app", holder("alice"), suspend_grace=1.0)
+        lock.acquire(1)
+        zookeeper.stop()
+        try:
+            deadline = time.monotonic() + 15
+            while not lock._suspended.is_set() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert lock._suspended.is_set()
+            assert lock.lost is None  # a blip is not yet a loss: waiting is harmless
+            with pytest.raises(LockLost, match="cannot be confirmed|expired"):
+                lock.check()  # but no change may be made without the lock confirmed
+            time.sleep(1.1)
+            assert lock.lost and "ZooKeeper" in lock.lost
+        finally:
+            zookeeper.start()
+        lock.release()
+    finally:
+        a.stop()
+        a.close()
