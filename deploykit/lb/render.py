@@ -51,9 +51,16 @@ class Renderer:
     """Renders haproxy.cfg; keep one per daemon so templates compile once and backend text is reused."""
 
     def __init__(self, template_dir: str | Path | None = None):
-        self.template_dir = Path(template_dir) if template_dir else data_dir("haproxy")
+        shipped = data_dir("haproxy")
+        self.template_dir = Path(template_dir) if template_dir else shipped
+        if not self.template_dir.is_dir():
+            raise ValidationError([Problem(str(self.template_dir), "", "template folder not found")])
+        # a custom folder only needs the templates it changes; the rest come from the shipped ones
+        loader: jinja2.BaseLoader = jinja2.FileSystemLoader(str(self.template_dir))
+        if self.template_dir.resolve() != shipped.resolve():
+            loader = jinja2.ChoiceLoader([loader, jinja2.FileSystemLoader(str(shipped))])
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(self.template_dir)),
+            loader=loader,
             autoescape=False,  # haproxy.cfg, not HTML; every label value is validated instead
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
@@ -74,11 +81,9 @@ class Renderer:
                 [Problem(str(self.template_dir / (exc.name or name)), "", f"template syntax error: {exc.message}",
                          line=exc.lineno)]
             ) from exc
-        except jinja2.TemplateNotFound as exc:
-            raise ValidationError(
-                [Problem(str(self.template_dir / name), "", "template not found",
-                         hint=f"a template folder needs {MAIN_TEMPLATE} and {BACKEND_TEMPLATE}")]
-            ) from exc
+        except jinja2.TemplateNotFound as exc:  # only when the shipped templates are missing too
+            problem = Problem(str(self.template_dir / name), "", f"template {exc.name} not found")
+            raise ValidationError([problem]) from exc
 
     def render_backend(self, backend: Backend) -> str:
         """One backend's text (cached while the same Backend object is in use)."""

@@ -123,9 +123,14 @@ def test_template_errors_are_validation_errors(tmp_path: Path) -> None:
     (tmp_path / "haproxy.cfg.j2").write_text("{{ backends }}")
     with pytest.raises(ValidationError, match="nmae"):
         render_config(build_model(apps(), SETTINGS), tmp_path)
-    (tmp_path / "backend.cfg.j2").unlink()
-    with pytest.raises(ValidationError, match="template not found"):
-        Renderer(tmp_path)
+    with pytest.raises(ValidationError, match="template folder not found"):
+        Renderer(tmp_path / "nope")
+
+
+def test_custom_folder_overrides_only_what_it_has(tmp_path: Path) -> None:
+    (tmp_path / "backend.cfg.j2").write_text("backend {{ b.name }} # custom\n")
+    out = render_config(build_model(apps(), SETTINGS), tmp_path)
+    assert "    master-worker" in out.splitlines() and "backend db_0 # custom" in out
 
 
 def test_custom_templates_get_jinja_globals_and_errors_are_reported(tmp_path: Path) -> None:
