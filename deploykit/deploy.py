@@ -103,12 +103,19 @@ class DeployInterrupted(_Reported, DeployKitError):
 
 
 class Unreachable(_Reported, DeployKitError):
-    """A server failed mid-deploy (exit 4) with the report of what was done so far."""
+    """A client error (unreachable, refused, rejected...) with the report of what was done so far.
+
+    Keeps the cause's exit code and names the cause's type in `error`.
+    """
 
     def __init__(self, cause: DeployKitError, report: dict):
         super().__init__(str(cause))
         self.exit_code = cause.exit_code
+        self.cause_type = type(cause).__name__
         self.report = report
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "error": self.cause_type}
 
 
 # --------------------------------------------------------------------------- options and context

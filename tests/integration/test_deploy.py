@@ -289,7 +289,8 @@ def test_marathon_unreachable_before_any_change(dc, appdir, tmp_path):
     doc["default_attributes"]["deploykit"]["marathon"]["urls"] = [f"http://127.0.0.1:{free_port()}"]
     (tmp_path / "local.json").write_text(json.dumps(doc))
     rc, out, _, _ = deploy(dc, app, env_dir=tmp_path)
-    assert rc == 4 and "unreachable" in out["message"].lower()
+    assert rc == 4 and "unreachable" in out["message"].lower() and out["error"] == "UnreachableError"
+    assert out["deploymentId"] is None and out["result"] == "error"
     assert ConsulClient(dc.consul_url).ls("config/it/unreach/", separator=None) == []
 
 
