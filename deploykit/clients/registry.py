@@ -17,9 +17,12 @@ import base64
 import hashlib
 import json
 import re
+import urllib.parse
+import warnings
 from dataclasses import dataclass
 
 import requests
+from urllib3.exceptions import InsecureRequestWarning
 
 from deploykit.errors import AuthError, RemoteError, UnreachableError
 from deploykit.image.auth import Credentials
@@ -67,12 +70,17 @@ class RegistryClient:
         timeout: float = 30.0,
     ):
         self.host = host
-        self.base_url = f"{'http' if insecure else 'https'}://{api_host(host)}"
         self.insecure = insecure
+        # insecure, like docker's insecure-registries: HTTPS without verification, else plain HTTP (decided once)
+        self._scheme: str | None = None if insecure else "https"
         self.credentials = credentials
         self.session = session or requests.Session()
         self.timeout = timeout
         self._auth_header: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"{self._scheme or 'https'}://{api_host(self.host)}"
 
     # -- public API ---------------------------------------------------------------------------------------------
     def ping(self) -> None:
@@ -107,13 +115,29 @@ class RegistryClient:
         return Manifest(digest=digest, media_type=media_type, body=resp.content)
 
     # -- plumbing -----------------------------------------------------------------------------------------------
-    def _send(self, method: str, url: str, headers: dict[str, str]) -> requests.Response:
+    def _send(self, method: str, path: str, headers: dict[str, str]) -> requests.Response:
+        if self._scheme is None:  # insecure and not probed yet: HTTPS unverified first, then plain HTTP
+            try:
+                resp = self._send_to("https", method, path, headers, verify=False)
+            except UnreachableError:
+                self._scheme = "http"
+            else:
+                self._scheme = "https"
+                return resp
+        return self._send_to(self._scheme, method, path, headers, verify=not self.insecure)
+
+    def _send_to(self, scheme: str, method: str, path: str, headers: dict[str, str], *, verify: bool
+                 ) -> requests.Response:
+        url = f"{scheme}://{api_host(self.host)}{path}"
         try:
-            return self.session.request(method, url, headers=headers, timeout=self.timeout, allow_redirects=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", InsecureRequestWarning)
+                return self.session.request(method, url, headers=headers, timeout=self.timeout, allow_redirects=True,
+                                            verify=verify)
         except requests.exceptions.SSLError:
             raise UnreachableError(
-                f"registry {self.host}: TLS handshake failed (if it serves plain HTTP, set registry.insecure: "
-                "true in the environment file)"
+                f"registry {self.host}: TLS handshake failed (if it serves plain HTTP or a self-signed certificate, "
+                "set registry.insecure: true in the environment file)"
             ) from None
         except requests.exceptions.Timeout:
             raise UnreachableError(f"registry {self.host}: no answer within {self.timeout:g}s") from None
@@ -122,22 +146,22 @@ class RegistryClient:
             inner = getattr(exc, "args", None)
             if inner and hasattr(inner[0], "reason"):
                 reason = str(inner[0].reason)
-            raise UnreachableError(f"registry {self.host} is unreachable at {self.base_url} ({reason})") from None
+            raise UnreachableError(f"registry {self.host} is unreachable at {scheme}://{self.host} ({reason})") \
+                from None
         except requests.exceptions.RequestException as exc:
             raise UnreachableError(f"registry {self.host}: {type(exc).__name__}") from None
 
     def _request(self, method: str, path: str, *, scope: str | None) -> requests.Response:
-        url = self.base_url + path
         headers = {"Accept": ACCEPT}
         if self._auth_header:
             headers["Authorization"] = self._auth_header
-        resp = self._send(method, url, headers)
+        resp = self._send(method, path, headers)
         if resp.status_code == 403:
             raise self._auth_error(403)
         if resp.status_code != 401:
             return resp
         self._auth_header = self._answer_challenge(resp.headers.get("WWW-Authenticate", ""), scope)
-        resp = self._send(method, url, {**headers, "Authorization": self._auth_header})
+        resp = self._send(method, path, {**headers, "Authorization": self._auth_header})
         if resp.status_code in (401, 403):
             raise self._auth_error(resp.status_code)
         return resp
@@ -156,7 +180,11 @@ class RegistryClient:
                 query["scope"] = scope or params["scope"]
             auth = (self.credentials.username, self.credentials.password) if self.credentials else None
             try:
-                resp = self.session.get(params["realm"], params=query, auth=auth, timeout=self.timeout)
+                same_host = urllib.parse.urlsplit(params["realm"]).netloc == api_host(self.host)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", InsecureRequestWarning)
+                    resp = self.session.get(params["realm"], params=query, auth=auth, timeout=self.timeout,
+                                            verify=not (self.insecure and same_host))
             except requests.exceptions.RequestException as exc:
                 raise UnreachableError(f"registry {self.host}: token service unreachable ({type(exc).__name__})") \
                     from None

@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -32,8 +33,10 @@ from tests.harness.common import free_port, require_binary, wait_until
 
 
 class Registry:
-    def __init__(self, workdir: Path, *, auth: tuple[str, str] | None = None, token: TokenService | None = None):
+    def __init__(self, workdir: Path, *, auth: tuple[str, str] | None = None, token: TokenService | None = None,
+                 tls: bool = False):
         self.workdir = workdir
+        self.tls = tls
         self.port = free_port()
         self.auth = auth
         self.proc: subprocess.Popen | None = None
@@ -43,6 +46,12 @@ class Registry:
             f"storage: {{filesystem: {{rootdirectory: {workdir / 'data'}}}, delete: {{enabled: true}}}}",
             f"http: {{addr: 127.0.0.1:{self.port}}}",
         ]
+        if tls:  # a self-signed certificate for 127.0.0.1, as on-premises registries often have
+            crt, key = workdir / "tls.crt", workdir / "tls.key"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                            str(crt), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, capture_output=True, timeout=60)
+            config[-1] = f"http: {{addr: 127.0.0.1:{self.port}, tls: {{certificate: {crt}, key: {key}}}}}"
         if auth:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -71,8 +80,9 @@ class Registry:
         return self.auth[1] if self.auth else None
 
     def _answers(self) -> bool:
+        scheme, context = ("https", ssl._create_unverified_context()) if self.tls else ("http", None)
         try:
-            urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).close()
+            urllib.request.urlopen(f"{scheme}://{self.host}/v2/", timeout=1, context=context).close()
         except urllib.error.HTTPError as exc:
             return exc.code == 401  # up, asking for credentials
         return True
@@ -198,3 +208,16 @@ def token_registry():
         finally:
             reg.stop()
             token.close()
+
+
+@pytest.fixture(scope="session")
+def tls_registry():
+    """A registry serving HTTPS with a self-signed certificate (needs `registry.insecure` to be used)."""
+    require_binary("openssl")
+    with tempfile.TemporaryDirectory(prefix="dk-registry-tls-") as tmp:
+        reg = Registry(Path(tmp), tls=True)
+        try:
+            reg.start()
+            yield reg
+        finally:
+            reg.stop()

@@ -199,3 +199,21 @@ def test_https_to_a_plain_http_registry_points_at_the_insecure_setting(registry)
     with pytest.raises(UnreachableError) as err:
         RegistryClient(registry.host, insecure=False, timeout=10).ping()
     assert "registry.insecure" in str(err.value)
+
+
+def test_insecure_means_unverified_https_first_then_http(app_repo, tls_registry, registry, buildah_store):
+    # a self-signed HTTPS registry: refused unless the environment says insecure, then used over HTTPS
+    with pytest.raises(UnreachableError) as err:
+        RegistryClient(tls_registry.host, timeout=10).ping()
+    assert "registry.insecure" in str(err.value)
+    client = RegistryClient(tls_registry.host, insecure=True, timeout=10)
+    p = plan(app_repo, tls_registry.host, buildah_store, "examples/tls")
+    be = backend(buildah_store)
+    built = build_image(p, be)
+    result = push_image(p, be, client, credentials=None, insecure=True, record_path=None, built=built.info)
+    assert client.base_url == f"https://{tls_registry.host}"
+    assert client.get_manifest("examples/tls", result.record.digest).config_digest == built.image_id
+    # a plain-HTTP registry: the HTTPS attempt fails, HTTP is used
+    plain = RegistryClient(registry.host, insecure=True, timeout=10)
+    plain.ping()
+    assert plain.base_url == f"http://{registry.host}"

@@ -12,7 +12,8 @@ def test_docker_hub_api_host_and_schemes():
     assert api_host("docker.io") == "registry-1.docker.io"
     assert api_host("127.0.0.1:5000") == "127.0.0.1:5000"
     assert RegistryClient("reg.example.com").base_url == "https://reg.example.com"
-    assert RegistryClient("127.0.0.1:5000", insecure=True).base_url == "http://127.0.0.1:5000"
+    # insecure: decided on first contact (HTTPS unverified, else plain HTTP)
+    assert RegistryClient("127.0.0.1:5000", insecure=True)._scheme is None
 
 
 def test_accept_covers_docker_and_oci_manifests_and_indexes():
