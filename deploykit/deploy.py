@@ -558,6 +558,14 @@ def _locked_deploy(
             f"{outcome.message}; not rolled back ({why}); the deployment is left as it is. {follow}",
             _fail_report(run, "failed"),
         )
+    missing = _missing_config(clients, prep.app_prefix, previous)
+    if missing:
+        run.report["rollback"] = {"attempted": False, "why": f"config version {missing} is gone from Consul"}
+        raise RollbackFailure(
+            f"{outcome.message}; the previous version needs config {missing}, which is gone from Consul, so it "
+            f"was not restored. A human is needed. {follow}",
+            _fail_report(run, "rollback_failed"),
+        )
     progress("rollback", {"reason": outcome.reason, "message": outcome.message})
     rb_started = time.monotonic()
     try:
@@ -734,6 +742,18 @@ def _wait(
             f"{follow}",
             _fail_report(run, "interrupted"),
         ) from None
+
+
+def _missing_config(clients: Clients, app_prefix: str, definition: dict) -> str | None:
+    """The config hash a definition's tasks would need, when Consul no longer has it."""
+    wanted = (definition.get("labels") or {}).get(L.DEPLOYKIT_CONFIG_HASH)
+    if not wanted:
+        return None
+    try:
+        known = {h for h, _ in clients.consul.list_config_versions(app_prefix)}
+    except DeployKitError:
+        return None  # cannot tell; Marathon still restores the previous definition
+    return None if wanted in known else wanted
 
 
 def _max_consecutive(app: dict) -> int:
@@ -976,15 +996,13 @@ def rollback(
         try:
             chosen, definition = _rollback_target(marathon, target.app_id, current, to_version)
             run.report["rollback_to"] = chosen
-            cfg_hash = (definition.get("labels") or {}).get(L.DEPLOYKIT_CONFIG_HASH)
+            app_prefix = f"{target.environment.consul.prefix.strip('/')}/{target.app_id.strip('/')}"
+            cfg_hash = _missing_config(clients, app_prefix, definition)
             if cfg_hash:
-                app_prefix = f"{target.environment.consul.prefix.strip('/')}/{target.app_id.strip('/')}"
-                known = {h for h, _ in clients.consul.list_config_versions(app_prefix)}
-                if cfg_hash not in known:
-                    raise ValidationError(
-                        [Problem(None, "--to", f"version {chosen} needs config {cfg_hash}, which is gone from Consul",
-                                 "deploy that version's app.yaml again instead")]
-                    )
+                raise ValidationError(
+                    [Problem(None, "--to", f"version {chosen} needs config {cfg_hash}, which is gone from Consul",
+                             "deploy that version's app.yaml again instead")]
+                )
             running = [d.get("id") for d in current.get("deployments") or [] if d.get("id")]
             if running and not opts.force:
                 raise DeployLocked(_locked_message(marathon, target.app_id, running), _fail_report(run, "locked"))

@@ -504,3 +504,17 @@ def test_secret_never_leaks(dc, appdir):
     rc, _, out, err = run_cli("diff", str(app), *common, env={"DK_IT_CANARY": canary + "-2"})
     assert rc == 0 and "env.DB_PASSWORD" in out and "redacted" in out and canary not in out + err
     remove_app(dc, app_id)
+
+
+def test_rollback_refused_when_previous_config_is_gone(dc, appdir):
+    app_id = "/it/nocfg"
+    good = write_app(appdir, "nocfg-good", app_id, 10623, config={"greeting": "good"})
+    bad = write_app(appdir, "nocfg-bad", app_id, 10623, env={"HELLO_FAIL_HEALTH": "1"}, config={"greeting": "bad"})
+    rc, gdoc, _, err = deploy(dc, good)
+    assert rc == 0, err
+    ConsulClient(dc.consul_url).delete(gdoc["config"]["prefix"] + "/", recurse=True)  # someone removed it
+    rc, doc, _, err = deploy(dc, bad)
+    assert rc == 5, (doc, err)
+    assert doc["result"] == "rollback_failed" and doc["rollback"]["attempted"] is False
+    assert gdoc["config"]["hash"] in doc["message"] and "human" in doc["message"]
+    remove_app(dc, app_id)
