@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -54,9 +55,24 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _child_env(workdir: Path) -> dict[str, str]:
+    """Children keep compiled bytecode (in a cache outside the source tree), as an installed deploykit has it.
+
+    This machine sets PYTHONDONTWRITEBYTECODE, which would make every run compile deploykit's modules from
+    source (about 6 ms CPU); click, jinja2 and the standard library are precompiled either way.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    return env
+
+
+CHILD_ENV: dict[str, str] = {}
+
+
 def _run(argv: list[str]) -> tuple[Sample, str]:
     cpu0, start = _child_cpu(), time.perf_counter()
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, env=CHILD_ENV or None).stdout
     return Sample(time.perf_counter() - start, _child_cpu() - cpu0), out
 
 
@@ -133,6 +149,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(args.dir)
     workdir.mkdir(parents=True, exist_ok=True)
+    CHILD_ENV.update(_child_env(workdir))
     rows = []
     empty = workdir / "apps-empty.json"
     empty.write_text('{"apps": []}')
