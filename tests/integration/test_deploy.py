@@ -198,6 +198,8 @@ def test_happy_path_v1_v2_no_change_and_rollback_of_rollback(dc, appdir):
     # diff shows the change without making it
     rc, ddoc, _, _ = run_cli("diff", str(v1), "--env", "local", "--env-dir", str(dc.env_dir), "--output", "json")
     assert rc == 0 and ddoc["result"] == "changes"
+    rc, _, out, _ = run_cli("diff", str(v1), "--env", "local", "--env-dir", str(dc.env_dir), "--detailed-exitcode")
+    assert rc == 2 and '~ env.GREETING: "v2" -> "hello"' in out
     assert any(c["path"] == "env.GREETING" for c in ddoc["plan"]["changes"])
     assert requests.get(f"{dc.marathon_url}/v2/apps{app_id}/versions", timeout=5).json()["versions"] == versions_before
 
