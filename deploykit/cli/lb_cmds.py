@@ -42,7 +42,7 @@ def lb() -> None:
               help="A saved /v2/apps?embed=apps.tasks response ('-' for stdin).")
 @click.option("--group", "groups", multiple=True, help="Route only apps in this HAPROXY_GROUP (repeatable).")
 @click.option("--templates", "template_dir", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Folder with haproxy.cfg.j2 and backend.cfg.j2 (default: the shipped haproxy/).")
+              help="Folder with the haproxy/ templates to override (others: the shipped ones).")
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               show_default=True, help="Where to write haproxy.cfg.")
 @click.option("--env", "env_name", default=None, help="Take HAProxy settings from this environment's file.")
