@@ -465,10 +465,8 @@ def _deploy(opts: DeployOptions, prep: Prepared, clients: Clients, run: Run, pro
     if opts.dry_run:
         run.report["lines"] = plan.lines()
         return run.finish("dry_run")
-    if plan.unchanged and (plan.config is None or plan.config.exists) and not opts.force:
-        progress("unchanged", {"message": "nothing to change; no deployment created"})
-        run.report["versions"]["to"] = run.report["versions"]["from"]
-        return run.finish("unchanged")
+    if plan.unchanged and (plan.config is None or plan.config.exists):
+        return _unchanged(current, run, progress)
 
     progress("lock", {"what": f"{prep.environment.name}{prep.app_id}"})
     t_lock = time.monotonic()
@@ -485,6 +483,19 @@ def _deploy(opts: DeployOptions, prep: Prepared, clients: Clients, run: Run, pro
         return _locked_deploy(opts, prep, clients, run, progress, stop, lock)
     finally:
         lock.release()
+
+
+def _unchanged(current: dict | None, run: Run, progress: ProgressFn) -> dict:
+    """Nothing to PUT. A deployment still rolling toward this very definition is pointed out."""
+    running = [d.get("id") for d in (current or {}).get("deployments") or [] if d.get("id")]
+    message = "nothing to change; no deployment created"
+    if running:
+        note = f"a deployment to this definition is still running: {', '.join(running)}"
+        run.report["errors"].append(note)
+        message += f" ({note})"
+    progress("unchanged", {"message": message})
+    run.report["versions"]["to"] = run.report["versions"]["from"]
+    return run.finish("unchanged")
 
 
 def _locked_deploy(
@@ -517,9 +528,8 @@ def _locked_deploy(
     elif prep.config_prefix:
         run.report["config"]["written"] = False
 
-    if plan.unchanged and not opts.force:
-        run.report["versions"]["to"] = run.report["versions"]["from"]
-        return run.finish("unchanged")
+    if plan.unchanged:
+        return _unchanged(current, run, progress)
 
     previous = planmod.definition(current) if current else None
     timeout = opts.timeout or w.default_timeout(prep.desired)
