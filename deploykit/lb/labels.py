@@ -36,7 +36,8 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f#]")
 
-KNOWN_PORT_KEYS = frozenset({"VHOST", "PATH", "MODE", "BALANCE", "PORT", "STICKY", "REDIRECT_TO_HTTPS"})
+# ENABLED is marathon-lb's switch to keep one port off the load balancer
+KNOWN_PORT_KEYS = frozenset({"VHOST", "PATH", "MODE", "BALANCE", "PORT", "STICKY", "REDIRECT_TO_HTTPS", "ENABLED"})
 KNOWN_CHECK_KEYS = frozenset({"PATH", "INTERVAL_MS", "RISE", "FALL"})
 
 
@@ -84,6 +85,7 @@ class PortLabels:
     sticky: bool = False
     redirect_to_https: bool = False
     check: CheckSpec = CheckSpec()
+    enabled: bool = True
 
 
 @dataclass(slots=True, frozen=True)
@@ -167,7 +169,7 @@ def _groups(value: str) -> tuple[str, ...]:
 
 
 _PORT_FIELDS = {"VHOST": "vhosts", "PATH": "path", "MODE": "mode", "BALANCE": "balance", "PORT": "port",
-                "STICKY": "sticky", "REDIRECT_TO_HTTPS": "redirect_to_https"}
+                "STICKY": "sticky", "REDIRECT_TO_HTTPS": "redirect_to_https", "ENABLED": "enabled"}
 _CHECK_FIELDS = {"PATH": "path", "INTERVAL_MS": "interval_ms", "RISE": "rise", "FALL": "fall"}
 
 
@@ -187,7 +189,7 @@ def _port_value(key: str, name: str, value: str) -> object:
         return value
     if name == "PORT":
         return _int(key, value, 1, 65535)
-    return _bool(key, value)  # STICKY, REDIRECT_TO_HTTPS
+    return _bool(key, value)  # STICKY, REDIRECT_TO_HTTPS, ENABLED
 
 
 def _check_value(key: str, name: str, value: str) -> object:

@@ -451,10 +451,14 @@ def _parse_app_doc(
     # admin or metrics port must not appear on the load balancer). Only a group label: every port, as
     # marathon-lb does.
     labelled = labels.ports
+    disabled = False
     for index, service_port in enumerate(service_ports):
         if labelled and index not in labelled:
             continue
         port_labels = labels.for_port(index)
+        if not port_labels.enabled:
+            disabled = True
+            continue
         mode = port_labels.mode or ("http" if port_labels.vhosts or port_labels.path else "tcp")
         if mode == "tcp" and (port_labels.vhosts or port_labels.path):
             return None, Rejected(app_id, f"port {index}: vhost/path routing needs mode http"), tuple(ignored)
@@ -471,6 +475,8 @@ def _parse_app_doc(
             ), tuple(ignored)
         routes.append(_PortRoute(_backend_name(app_id, index), index, mode, bound if needs_bind else None, port_labels))
     if not routes:
+        if disabled:  # switched off on purpose (HAPROXY_{n}_ENABLED=false): not an error
+            return None, None, tuple(ignored)
         return None, Rejected(app_id, "no port can be routed (no service ports)"), tuple(ignored)
     indexes = [r.index for r in routes]
     use_ip = container_ports is not None and _uses_container_ip(app)

@@ -350,3 +350,14 @@ def test_malformed_app_documents_reject_that_app_only() -> None:
     m2, changed = apply_app(m, bad_tasks)
     assert changed == [] and m2.rejected == m.rejected
     assert apply_app(m, {"id": ["x"]}) == (m, [])
+
+
+def test_enabled_false_keeps_a_port_off_the_load_balancer() -> None:
+    a = app("/a", [{**task("t1"), "ports": [31001, 31002]}], labels={"HAPROXY_1_ENABLED": "false"})
+    a["portDefinitions"] = [{"port": 10001}, {"port": 10002}]
+    assert not build_model([a], SETTINGS).backends  # port 1 disabled, port 0 unlabelled
+    a["labels"]["HAPROXY_0_MODE"] = "tcp"
+    assert list(build_model([a], SETTINGS).backends) == ["a_0"]
+    a["labels"]["HAPROXY_0_ENABLED"] = "no"
+    m = build_model([a], SETTINGS)
+    assert not m.backends and not m.rejected
