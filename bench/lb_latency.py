@@ -9,6 +9,15 @@ on this machine. The clock starts when the stand-in writes the event to the stre
 when the daemon has sent the runtime command (the stats socket answered).
 
     .venv/bin/python bench/lb_latency.py [--apps 3000] [--tasks 5] [--events 50]
+
+With `--routing N` it measures the issue's second latency instead, with real pieces only: the
+devcluster (real task processes and HTTP health checks), `deploykit lb run` as a subprocess
+and its HAProxy. The app is scaled up one task at a time; the clock starts when the
+devcluster's event stream delivers the new task's `health_status_changed_event` (alive) to
+this script and stops when HAProxy's stats socket shows a server at that task's port enabled
+and UP (`show servers state`, polled every 2 ms).
+
+    .venv/bin/python bench/lb_latency.py --routing 20
 """
 
 from __future__ import annotations
@@ -32,11 +41,12 @@ from urllib.parse import unquote, urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import requests
 from gen_apps import make_apps
 
 from deploykit.clients.marathon import MarathonClient
 from deploykit.lb.daemon import Daemon, DaemonOptions
-from deploykit.lb.haproxy import HAProxy
+from deploykit.lb.haproxy import HAProxy, socket_command
 from deploykit.lb.model import LbSettings
 from deploykit.lb.render import Renderer
 from deploykit.lb.source import LeaderSource, MarathonSource
@@ -171,16 +181,138 @@ class StandInMarathon:
         self.httpd.server_close()
 
 
+def routed_ports(stats_socket: Path, backend: str) -> set[int]:
+    """Ports of servers in `backend` that are enabled (no maint) and UP."""
+    out = set()
+    for line in socket_command(stats_socket, f"show servers state {backend}").splitlines()[2:]:
+        cols = line.split()
+        if len(cols) > 18 and cols[5] == "2" and int(cols[6]) & 0x23 == 0:  # op RUNNING, no FMAINT/IMAINT/RMAINT
+            out.add(int(cols[18]))
+    return out
+
+
+def routing_main(scale_ups: int) -> None:
+    """New task healthy in the devcluster -> HAProxy routing to it, through the real `lb run`."""
+    from tests.harness.devcluster import Devcluster, EventReader
+    from tests.integration.test_lb_e2e import LbRun, put_app, settled, web_app
+
+    work = Path(tempfile.mkdtemp(prefix="dk-lb-routing-"))
+    dc = Devcluster(work / "dc").start()
+    lb = None
+    try:
+        base = dc.marathon_url
+        app_id = "/bench/web"
+        put_app(base, web_app(app_id, "web.bench", 1))
+        settled(base, app_id, 1)
+        lb = LbRun(work / "lb", [base])
+        lb.start()
+        stats = lb.config.parent / "stats.sock"
+        backend = "bench_web_0"
+        events = EventReader(base, ["health_status_changed_event"])
+        seen_at: dict[str, float] = {}
+        stop = threading.Event()
+
+        def watch() -> None:
+            done = 0
+            while not stop.is_set():
+                evs = events.of_type("health_status_changed_event")
+                for ev in evs[done:]:
+                    if ev.get("alive") and ev.get("appId") == app_id:
+                        seen_at.setdefault(ev["instanceId"], time.perf_counter())
+                done = len(evs)
+                time.sleep(0.001)
+
+        threading.Thread(target=watch, daemon=True).start()
+        latencies = []
+        for n in range(2, scale_ups + 2):
+            before = set(seen_at)
+            put_app(base, web_app(app_id, "web.bench", n))
+            deadline = time.monotonic() + 30
+            while len(set(seen_at) - before) < 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            new = sorted(set(seen_at) - before)
+            if not new:
+                raise SystemExit("no health event for the new task")
+            t_healthy = seen_at[new[0]]
+            app = requests.get(f"{base}/v2/apps{app_id}", params={"embed": "app.tasks"}, timeout=5).json()["app"]
+            port = next(t["ports"][0] for t in app["tasks"] if t["id"].startswith(new[0]))
+            while port not in routed_ports(stats, backend):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"task on port {port} never routed")
+                time.sleep(0.002)
+            latencies.append((time.perf_counter() - t_healthy) * 1000)
+            settled(base, app_id, n)
+        stop.set()
+        events.close()
+        reloads = lb.reloads()
+    finally:
+        if lb is not None:
+            lb.stop()
+        dc.stop()
+    latencies.sort()
+    print(
+        json.dumps(
+            {
+                "scale_ups": len(latencies),
+                "healthy_to_routed_ms": {
+                    "p50": round(statistics.median(latencies), 1),
+                    "p95": round(latencies[int(0.95 * (len(latencies) - 1))], 1),
+                    "max": round(latencies[-1], 1),
+                },
+                "reloads": reloads,
+            },
+            indent=2,
+        )
+    )
+
+
+def _serve_standin(n_apps: int, tasks: int, conn) -> None:
+    """Child process: the stand-in Marathon, driven over a pipe (so it never shares our GIL)."""
+    marathon = StandInMarathon(bench_apps(n_apps, tasks))
+    ids = sorted(marathon.apps)
+    conn.send(marathon.url)
+    while True:
+        msg = conn.recv()
+        if msg[0] == "stop":
+            marathon.stop()
+            return
+        n = msg[1]
+        app = copy.deepcopy(marathon.apps[ids[(n * 37) % len(ids)]])
+        task = app["tasks"][0]
+        task["id"] = task["id"].replace("instance-", f"instance-{n:04d}")
+        task["ports"] = [40000 + n]
+        marathon.set_app(app)
+        conn.send(
+            marathon.emit(
+                "status_update_event", {"appId": app["id"], "taskId": task["id"], "taskStatus": "TASK_RUNNING"}
+            )
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=3000)
     parser.add_argument("--tasks", type=int, default=5)
     parser.add_argument("--events", type=int, default=50)
+    parser.add_argument(
+        "--routing",
+        type=int,
+        metavar="N",
+        default=0,
+        help="instead: time N scale-ups, new task healthy -> routed (devcluster + lb run)",
+    )
     args = parser.parse_args()
+    if args.routing:
+        return routing_main(args.routing)
     logging.basicConfig(level=logging.WARNING)
 
-    apps = bench_apps(args.apps, args.tasks)
-    marathon = StandInMarathon(apps)
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    conn, child_conn = ctx.Pipe()
+    child = ctx.Process(target=_serve_standin, args=(args.apps, args.tasks, child_conn), daemon=True)
+    child.start()
+    marathon_url = conn.recv()
     work = Path(tempfile.mkdtemp(prefix="dk-lb-bench-"))
     settings = LbSettings(
         http_port=0 or _free_port(),
@@ -202,7 +334,7 @@ def main() -> None:
         reload_timeout=60,
     )
     sink: queue.Queue = queue.Queue()
-    leader = LeaderSource([marathon.url], sink=sink)
+    leader = LeaderSource([marathon_url], sink=sink)
     source = MarathonSource(MarathonClient(leader.urls), leader, sink, heartbeat_interval=1.0)
     renderer = Renderer(bench_templates(work))
     daemon = Daemon(
@@ -240,18 +372,11 @@ def main() -> None:
         time.sleep(1.0)  # let the start-up reload settle
         reloads_before = hap.show_proc().master.reloads
         latencies: list[float] = []
-        ids = sorted(marathon.apps)
         for n in range(args.events):
-            app = copy.deepcopy(marathon.apps[ids[(n * 37) % len(ids)]])
-            task = app["tasks"][0]
-            task["id"] = task["id"].replace("instance-", f"instance-{n:04d}")
-            task["ports"] = [40000 + n]
-            marathon.set_app(app)
             before = len(sent_at)
             sent.clear()
-            t_event = marathon.emit(
-                "status_update_event", {"appId": app["id"], "taskId": task["id"], "taskStatus": "TASK_RUNNING"}
-            )
+            conn.send(("bump", n))
+            t_event = conn.recv()  # CLOCK_MONOTONIC: comparable across processes
             if not sent.wait(5) or len(sent_at) == before:
                 raise SystemExit(f"event {n}: no runtime command within 5 s")
             latencies.append((sent_at[before] - t_event) * 1000)
@@ -263,7 +388,8 @@ def main() -> None:
         source.stop()
         hap.started_by_us = True
         hap.stop()
-        marathon.stop()
+        conn.send(("stop",))
+        child.join(10)
     latencies.sort()
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
     print(
