@@ -520,3 +520,18 @@ def test_rollback_refused_when_previous_config_is_gone(dc, appdir):
     assert doc["result"] == "rollback_failed" and doc["rollback"]["attempted"] is False
     assert gdoc["config"]["hash"] in doc["message"] and "human" in doc["message"]
     remove_app(dc, app_id)
+
+
+def test_task_failures_fail_fast_with_the_task_message(dc, appdir, tmp_path):
+    """A docker app on the devcluster (no container runtime): every task fails -> TASK_FAILED counted."""
+    doc = json.loads((dc.env_dir / "local.json").read_text())
+    doc["default_attributes"]["deploykit"]["marathon"]["tasks"] = "docker"
+    (tmp_path / "local.json").write_text(json.dumps(doc))
+    app = write_app(appdir, "dockerish", "/it/dockerish", 10624)
+    t0 = time.monotonic()
+    rc, out, _, err = deploy(dc, app, "--image-tag", "1.0", env_dir=tmp_path)
+    assert rc == 1, (out, err)
+    assert time.monotonic() - t0 < 30
+    assert out["failure"]["reason"] == "task_failed" and "TASK_FAILED" in out["failure"]["message"]
+    assert out["rollback"] == {"attempted": False, "why": "the app is new, there is no previous version"}
+    remove_app(dc, "/it/dockerish")
