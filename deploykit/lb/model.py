@@ -223,6 +223,7 @@ class RoutingModel:
     owners: dict[str, tuple[str, ...]] = field(default_factory=dict)  # app id -> its backend names
     # host name -> IPv4/IPv6 address, injected by the daemon (the Runtime API's `set server addr` takes addresses only)
     resolve: Resolver | None = field(default=None, compare=False, repr=False)
+    _server_count: int = field(default=-1, compare=False, repr=False)
 
     @property
     def health(self) -> dict[str, bool]:
@@ -231,8 +232,12 @@ class RoutingModel:
 
     @property
     def server_count(self) -> int:
-        """Servers routed right now (the daemon's "remove more than half" guard compares these)."""
-        return sum(1 for b in self.backends.values() for s in b.slots if s is not None and not s.draining)
+        """Servers routed (not draining). Counted once per model: metrics read it often."""
+        if self._server_count < 0:
+            self._server_count = sum(
+                1 for b in self.backends.values() for s in b.slots if s is not None and not s.draining
+            )
+        return self._server_count
 
 
 def slot_count(needed: int, previous: int, settings: LbSettings) -> int:
