@@ -86,9 +86,11 @@ NESTED_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "fetch": {"executable": False, "extract": True, "cache": False},
     "portDefinitions": {"protocol": "tcp", "labels": {}},
-    "container": {"type": "DOCKER", "volumes": [], "portMappings": []},
+    "container": {"type": "DOCKER", "forcePullImage": False, "privileged": False, "protocol": "tcp"},
     "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0},
 }
+# Port numbers Marathon assigns when the definition says 0 (or nothing): not a change.
+ASSIGNED_PORT_KEYS = frozenset({"servicePort", "port"})
 _ANY_LEVEL_DEFAULTS: dict[str, Any] = {"labels": {}, "protocol": "tcp", "hostPort": 0, "servicePort": 0}
 
 
@@ -209,6 +211,8 @@ def _is_default(key: str, value: Any, root: str | None) -> bool:
     """Is `value` what Marathon fills in for `key` (inside top-level field `root`, None at the top)?"""
     if value is None or (not isinstance(value, bool) and value in ([], {}, "")):
         return True
+    if key in ASSIGNED_PORT_KEYS and root in ("portDefinitions", "container"):
+        return True  # Marathon picked it because we did not
     if root is None:
         return key in MARATHON_DEFAULTS and _equal(MARATHON_DEFAULTS[key], value)
     nested = NESTED_DEFAULTS.get(root, {})
@@ -256,6 +260,9 @@ def diff(desired: Any, current: Any, path: str = "", *, root: str | None = None)
             changes.append(Change(f"{path}[{i}]", "remove", current[i], None))
         return changes
     if _equal(desired, current):
+        return []
+    leaf = path.rsplit(".", 1)[-1]
+    if leaf in ASSIGNED_PORT_KEYS and root in ("portDefinitions", "container") and desired == 0:
         return []
     return [Change(path, "change", current, desired)]
 

@@ -156,3 +156,19 @@ def test_provenance_labels_alone_are_no_change():
     want = copy.deepcopy(DESIRED)
     want["labels"] = {**want["labels"], "DEPLOYKIT_DEPLOYED_BY": "bob@h", "DEPLOYKIT_GIT_SHA": "bbb"}
     assert make_plan(want, current).unchanged
+
+
+def test_docker_container_defaults_are_not_changes():
+    want = {"id": "/d", "instances": 1, "container": {"type": "DOCKER", "docker": {"image": "r/d:1"},
+            "portMappings": [{"containerPort": 8080, "hostPort": 0, "name": "http"}]},
+            "networks": [{"mode": "container/bridge"}]}
+    current = copy.deepcopy(want)
+    current["container"]["docker"].update({"forcePullImage": False, "privileged": False, "parameters": []})
+    current["container"]["portMappings"][0].update({"protocol": "tcp", "servicePort": 10000, "labels": {}})
+    current["container"]["volumes"] = []
+    # servicePort 10000 was assigned by Marathon because we left it out (or said 0): no change
+    assert make_plan(want, current).changes == []
+    want["container"]["portMappings"][0]["servicePort"] = 0
+    assert make_plan(want, current).changes == []
+    want["container"]["portMappings"][0]["servicePort"] = 10005  # asking for a specific one is a change
+    assert [c.path for c in make_plan(want, current).changes] == ["container.portMappings[0].servicePort"]
