@@ -357,6 +357,17 @@ def main() -> None:
         return result
 
     hap.runtime.run = timed_run
+    fetch_ms: list[float] = []
+    real_app = source.app
+
+    def timed_app(app_id):
+        t = time.perf_counter()
+        try:
+            return real_app(app_id)
+        finally:
+            fetch_ms.append((time.perf_counter() - t) * 1000)
+
+    source.app = timed_app
     t0 = time.perf_counter()
     stop = threading.Event()
     thread = threading.Thread(target=lambda: _loop(daemon, stop), daemon=True)
@@ -403,6 +414,10 @@ def main() -> None:
                     "p50": round(statistics.median(latencies), 2),
                     "p95": round(p95, 2),
                     "max": round(latencies[-1], 2),
+                },
+                "of_which_get_one_app_ms": {
+                    "p50": round(statistics.median(fetch_ms), 2),
+                    "p95": round(sorted(fetch_ms)[int(0.95 * (len(fetch_ms) - 1))], 2),
                 },
                 "reloads_during_events": reloads_after - reloads_before,
                 "cpu_count": os.cpu_count(),
