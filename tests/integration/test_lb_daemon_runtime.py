@@ -210,3 +210,16 @@ def test_mass_removal_is_held_until_confirmed(rig, web_servers):
     assert len({get(settings.http_port, "a.example.com") for _ in range(8)}) == 4  # still serving
     assert daemon.full_sync()  # the second sync agrees: now it is applied
     assert daemon.live.server_count == 0
+
+
+def test_adopts_an_haproxy_that_is_already_running(rig, web_servers):
+    inst, settings, source, _events, daemon = rig
+    inst.start(
+        inst.base_global().replace(str(inst.stats_socket), settings.stats_socket)
+        + f"frontend other\n    bind 127.0.0.1:{free_port()}\n"
+    )
+    before = inst.reload_count()
+    source.apps["/a"] = app("/a", web_servers(1), "a.example.com", 10001)
+    assert daemon.full_sync()
+    assert inst.reload_count() == before + 1  # managed through the master socket, not started again
+    assert get(settings.http_port, "a.example.com") == "t0"

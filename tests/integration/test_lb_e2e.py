@@ -242,6 +242,13 @@ def test_two_vhosts_scale_without_reload_and_bad_label_skipped(devcluster, lb_fa
     assert lb.metric("deploykit_lb_runtime_commands_total") > 0
     assert lb.routed("b.test") == set(b_tasks)
 
+    syncs = lb.metric("deploykit_lb_full_syncs_total")
+    lb.proc.send_signal(signal.SIGHUP)  # resync: nothing changed, so nothing is reloaded
+    wait_for(lambda: lb.metric("deploykit_lb_full_syncs_total") > syncs, 10, "SIGHUP resync")
+    assert lb.reloads() == reloads
+    lb.proc.send_signal(signal.SIGTERM)
+    assert lb.proc.wait(20) == 0
+
 
 class LoadGen:
     """A bounded load generator: `rate` requests/s spread over 4 threads, each on its own connection."""
