@@ -402,3 +402,24 @@ def test_a_write_wakes_only_the_watchers_it_concerns(srv):
     assert waiting >= 112
     assert woken == 3  # the key's own watcher, fan/k04 and fan/; not the 99 other keys nor the 9 other prefixes
     assert returned == sorted(["fan/?recurse&", "fan/k04?recurse&", "fan/k042?"])
+
+
+def test_concurrent_cas_increments_lose_nothing(srv):
+    def bump(times: int) -> None:
+        c = consul.Consul(host=srv.host, port=srv.port)
+        done = 0
+        while done < times:
+            _, entry = c.kv.get("counter")
+            if entry is None:
+                ok = c.kv.put("counter", "1", cas=0)
+            else:
+                ok = c.kv.put("counter", str(int(entry["Value"]) + 1), cas=entry["ModifyIndex"])
+            done += bool(ok)
+
+    threads = [threading.Thread(target=bump, args=(25,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    c = consul.Consul(host=srv.host, port=srv.port)
+    assert c.kv.get("counter")[1]["Value"] == b"100"
