@@ -253,18 +253,18 @@ def test_no_rollback_leaves_the_deployment_and_says_how_to_proceed(dc, appdir):
     good = write_app(appdir, "norb-good", app_id, 10613)
     bad = write_app(appdir, "norb-bad", app_id, 10613, env={"HELLO_FAIL_HEALTH": "1"})
     assert deploy(dc, good)[0] == 0
-    rc, doc, _, _ = deploy(dc, bad, "--no-rollback")
-    assert rc == 1
+    rc, doc, _, err = deploy(dc, bad, "--no-rollback")
+    assert rc == 1, (doc, err)
     assert doc["rollback"]["attempted"] is False
     assert "deploykit rollback /it/norb --env local" in doc["message"]
     assert [d["id"] for d in deployments_of(dc, app_id)] == [doc["deploymentId"]]
     # a person takes over: rollback cancels the stuck deployment only when told to (--force)
     common = ["--env", "local", "--env-dir", str(dc.env_dir), "--output", "json"]
-    rc, locked, _, _ = run_cli("rollback", app_id, *common)
-    assert rc == 3 and doc["deploymentId"] in locked["message"]
-    rc, _, _, err = run_cli("rollback", app_id, "--to", doc["versions"]["from"], "--force", *common)
-    assert rc == 0, err
-    assert deployments_of(dc, app_id) == []
+    rc, locked, _, err = run_cli("rollback", app_id, *common)
+    assert rc == 3 and doc["deploymentId"] in locked["message"], (locked, err)
+    rc, rb, _, err = run_cli("rollback", app_id, "--to", doc["versions"]["from"], "--force", *common)
+    assert rc == 0, (rb, err)
+    wait_until(lambda: deployments_of(dc, app_id) == [], 5, "no deployment left")
     remove_app(dc, app_id)
 
 
