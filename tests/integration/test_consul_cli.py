@@ -120,3 +120,25 @@ def test_push_invalid_app_exits_2_and_writes_nothing(consul_server, tmp_path):
     r = _run(["config", "push", str(bad), "-o", "json", *envs])
     assert r.exit_code == 2 and json.loads(r.output)["error"] == "ValidationError"
     assert _run(["config", "ls", "", "-r", *envs]).output == ""
+
+
+@pytest.mark.timeout(60)
+def test_watch_json_lines_for_one_key(consul_server, tmp_path):
+    env_dir = _env_dir(tmp_path, consul_server.url)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "deploykit"), "config", "watch", "one/key", "--key", "-o", "json",
+         "--wait", "5s", "--env-dir", str(env_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["changed"] == {}  # the key does not exist yet
+        _run(["config", "put", "one/key", "v1", "--env-dir", str(env_dir)])
+        second = json.loads(proc.stdout.readline())
+        assert second["changed"] == {"one/key": "v1"} and second["index"] > first["index"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -36,20 +36,21 @@ def _commit(store: Store, tx) -> None:
 
 def test_store_indexes_and_tombstones():
     st = Store()
+    assert st.key_index("anything") == 1 and st.prefix_index("") == 1
     tx = st.begin()
     tx.set("a/1", b"x", 0)
     tx.set("a/2", b"y", 0)
     _commit(st, tx)
-    assert st.prefix_index("a/") == 1 and st.key_index("missing") == 1
+    assert st.prefix_index("a/") == 2 and st.key_index("missing") == 2  # an empty store is at index 1
     tx = st.begin()
     tx.delete("a/2")
     _commit(st, tx)
-    assert st.prefix_index("a/") == 2  # the delete counts
+    assert st.prefix_index("a/") == 3  # the delete counts
     assert [e.key for e in st.scan("a/")] == ["a/1"]
     # reaping the tombstone makes the prefix index go backwards, as in Consul
     st.reap_tombstones(time.time() + 1)
-    assert st.prefix_index("a/") == 1
-    assert st.prefix_index("zzz/") == st.kv_index == 2  # nothing there: the table index
+    assert st.prefix_index("a/") == 2
+    assert st.prefix_index("zzz/") == st.kv_index == 3  # nothing there: the table index
 
 
 def test_store_lock_rules_and_snapshot_roundtrip():

@@ -104,9 +104,12 @@ class Store:
     """KV entries (sorted key list for prefix scans), tombstones, sessions and the raft-like index."""
 
     def __init__(self) -> None:
-        self.index = 0  # last index handed out (every write bumps it once)
-        self.kv_index = 0  # highest index of any KV write or delete (Consul's KV table index)
-        self.session_index = 0
+        # Indexes start at 1, never 0: a reader of an empty store gets index 1 and blocks on it, so the
+        # first write (index 2) must be above it, or that reader would sleep through it (Consul's raft
+        # log likewise never starts empty).
+        self.index = 1  # last index handed out (every write bumps it once)
+        self.kv_index = 1  # highest index of any KV write or delete (Consul's KV table index)
+        self.session_index = 1
         self.entries: dict[str, Entry] = {}
         self._keys: list[str] = []  # sorted, for prefix scans
         self.tombstones: dict[str, tuple[int, float]] = {}  # key -> (delete index, wall time)
