@@ -97,14 +97,19 @@ def translate(exc: Exception, what: str) -> Exception:
     return exc
 
 
-def connect(hosts: str, timeout: float = 10.0, **kazoo_kwargs) -> KazooClient:
+def connect(hosts: str, timeout: float = 10.0, *, wait: bool = True, **kazoo_kwargs) -> KazooClient:
     """Start a KazooClient on `hosts` ("h1:2181,h2:2181"); UnreachableError if no server answers in time.
 
     The client keeps retrying the connection forever after a session loss (kazoo's default
     connection retry), which is what a long-lived daemon wants; callers watch the state.
+    `wait=False` returns at once (after up to `timeout` seconds of trying) even when no server
+    answered yet; the client keeps connecting in the background.
     """
     kazoo_kwargs.setdefault("connection_retry", {"max_tries": -1, "delay": 0.2, "backoff": 2, "max_delay": 5})
     client = KazooClient(hosts=hosts, timeout=timeout, **kazoo_kwargs)
+    if not wait:
+        client.start_async().wait(timeout)
+        return client
     try:
         client.start(timeout=timeout)
     except Exception as exc:
@@ -211,8 +216,8 @@ class MarathonLeaderWatcher:
             self._client.handler.spawn(self._refresh)
 
     def _refresh(self) -> None:
-        if self._stopped:
-            return
+        if self._stopped or not self._client.connected:
+            return  # kazoo would queue the read until connected; the CONNECTED listener refreshes instead
         try:
             value = self._read_with_watches()
         except (ConnectionLoss, SessionExpiredError, KazooTimeoutError):

@@ -38,6 +38,8 @@ log = logging.getLogger("deploykit.lb")
 
 # More dirty apps than this in one batch: a full snapshot is cheaper than one GET per app.
 MAX_APP_FETCHES = 50
+# A model whose reload failed is retried this often (a new change retries at once).
+RETRY_FAILED = 5.0
 
 
 @dataclass
@@ -126,6 +128,7 @@ class Daemon:
         self._next_resync = 0.0
         self._held_removal: set[str] | None = None
         self._bad_text: str | None = None
+        self._failed: dict[int, float] = {}  # id(model) -> when installing it last failed
         self._known_rejects: set[str] = set()
         self._deferred_since: float | None = None
 
@@ -181,7 +184,10 @@ class Daemon:
         elif dirty:
             self.sync_apps(sorted(dirty))
         elif self.model is not None and self.live is not None and self.live is not self.model and not items:
-            self._converge(self.model, None, time.monotonic())  # a deferred reload, or a retry after a failure
+            # A deferred reload (now), or a retry after a failed one (every RETRY_FAILED seconds, not every tick).
+            failed_at = self._failed.get(id(self.model))
+            if failed_at is None or time.monotonic() - failed_at > RETRY_FAILED:
+                self._converge(self.model, None, time.monotonic())
 
     def _drain(self, wait: float) -> list[object]:
         items: list[object] = []
@@ -342,9 +348,11 @@ class Daemon:
         except DeployKitError as exc:
             self.metrics.config_rejected.inc()
             self._log("render_failed", level=logging.ERROR, error=str(exc))
+            self._failed = {id(new): time.monotonic()}
             return False
         self.metrics.render_seconds.observe(time.monotonic() - r0)
         if text == self._bad_text and not force:
+            self._failed = {id(new): time.monotonic()}
             return False  # same broken text as last time: already reported
         try:
             if not self.haproxy.running():
@@ -364,18 +372,22 @@ class Daemon:
             self.metrics.reloads.labels("invalid").inc()
             self.status.last_error = str(exc)
             self._log("config_rejected", level=logging.ERROR, error=str(exc), reason=reason)
+            self._failed = {id(new): time.monotonic()}
             return False
         except ReloadFailed as exc:
             self._bad_text = text
             self.metrics.reloads.labels("failed").inc()
             self.status.last_error = str(exc)
             self._log("reload_failed", level=logging.ERROR, error=str(exc))
+            self._failed = {id(new): time.monotonic()}
             return False
         except UnreachableError as exc:
             self.status.last_error = str(exc)
             self._log("haproxy_unreachable", level=logging.ERROR, error=str(exc))
+            self._failed = {id(new): time.monotonic()}
             return False
         self._bad_text = None
+        self._failed = {}
         self.live = new
         self.metrics.apply_seconds.observe(time.monotonic() - t0)
         return True
@@ -516,12 +528,11 @@ def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> Non
     if zk_target is not None:
         from deploykit.clients.zk import connect
 
-        try:
-            zk_client = connect(zk_target.hosts, timeout=10)
-        except UnreachableError as exc:
-            if not urls:
-                raise
-            log.warning("zookeeper_unreachable", extra={"fields": {"error": str(exc), "using": urls}})
+        # Never give up on ZooKeeper: if it is down at start, serve from the URL list (or wait for a
+        # leader) while kazoo keeps connecting in the background; the watcher reads the leader once it can.
+        zk_client = connect(zk_target.hosts, timeout=3, wait=False)
+        if not zk_client.connected:
+            log.warning("zookeeper_unreachable", extra={"fields": {"hosts": zk_target.hosts, "using": urls}})
     leader = LeaderSource(urls, zk_client=zk_client, zk_path=zk_target.path if zk_target else None, sink=sink)
     client = MarathonClient(leader.urls, auth=auth)
     source = MarathonSource(client, leader, sink, heartbeat_interval=cfg.heartbeat_interval)

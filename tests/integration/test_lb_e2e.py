@@ -378,3 +378,12 @@ def test_zookeeper_outage_keeps_serving_then_resyncs(tmp_path, devcluster_factor
         wait_for(lambda: lb.routed("zoa.test", 30) == set(three), 20, "changes flow again")
     finally:
         server.stop()
+
+
+def test_zookeeper_down_at_start_serves_from_url_list(devcluster, lb_factory):
+    base = devcluster.marathon_url
+    put_app(base, web_app("/zs/a", "zsa.test", 1))
+    tasks = settled(base, "/zs/a", 1)
+    lb = lb_factory([base], zk=f"zk://127.0.0.1:{free_port()}/marathon")
+    wait_for(lambda: lb.routed("zsa.test") == set(tasks), 20, "routed from the URL list")
+    assert lb.metric("deploykit_lb_zookeeper_connected") == 0

@@ -49,6 +49,21 @@ def test_connect_unreachable_is_translated():
         zkc.connect(f"127.0.0.1:{free_port()}", timeout=1.0)
 
 
+def test_connect_without_waiting_keeps_trying_in_background(tmp_path: Path):
+    if not zookeeper_available():
+        pytest.skip("ZooKeeper is not installed")
+    server = ZooKeeper(tmp_path)
+    client = zkc.connect(server.hosts, timeout=0.5, wait=False)  # nothing listens yet
+    try:
+        assert not client.connected
+        server.start()
+        wait_until(lambda: client.connected, 30, "background connect")
+    finally:
+        client.stop()
+        client.close()
+        server.stop()
+
+
 def test_leader_read_and_followed(zookeeper):
     zk_path = f"/m{uuid.uuid4().hex[:8]}"
     client = zkc.connect(zookeeper.hosts, timeout=10)
