@@ -535,3 +535,24 @@ def test_task_failures_fail_fast_with_the_task_message(dc, appdir, tmp_path):
     assert out["failure"]["reason"] == "task_failed" and "TASK_FAILED" in out["failure"]["message"]
     assert out["rollback"] == {"attempted": False, "why": "the app is new, there is no previous version"}
     remove_app(dc, "/it/dockerish")
+
+
+def test_config_gc_keeps_newest_and_every_version_marathon_knows(dc, appdir):
+    app_id = "/it/gc"
+    consul = ConsulClient(dc.consul_url)
+    first = write_app(appdir, "gc-1", app_id, 10625, config={"greeting": "first"})
+    rc, d1, _, err = deploy(dc, first)
+    assert rc == 0, err
+    # seven trees pushed but never deployed (e.g. `deploykit config push`), older than the next deploy
+    pushed = [f"{i:016x}" for i in range(7)]
+    for h in pushed:
+        consul.write_config_tree(f"config/it/gc/{h}", {"greeting": h.encode()})
+    second = write_app(appdir, "gc-2", app_id, 10625, config={"greeting": "second"})
+    rc, d2, _, err = deploy(dc, second)
+    assert rc == 0, err
+    left = {h for h, _ in consul.list_config_versions("config/it/gc")}
+    # keep_versions=5 newest (second + the 4 newest pushed) plus the first, which a Marathon version uses
+    assert d1["config"]["hash"] in left and d2["config"]["hash"] in left
+    assert left - {d1["config"]["hash"], d2["config"]["hash"]} == set(pushed[-4:])
+    assert sorted(d2["config"]["gc_deleted"]) == pushed[:3]
+    remove_app(dc, app_id)
