@@ -387,3 +387,91 @@ def test_zookeeper_down_at_start_serves_from_url_list(devcluster, lb_factory):
     lb = lb_factory([base], zk=f"zk://127.0.0.1:{free_port()}/marathon")
     wait_for(lambda: lb.routed("zsa.test") == set(tasks), 20, "routed from the URL list")
     assert lb.metric("deploykit_lb_zookeeper_connected") == 0
+
+
+def _hello_spec(appdir: Path, app_id: str, vhost: str, greeting: str, instances: int) -> Path:
+    """examples/hello's app.yaml, renamed, with its own vhost and quick health checks."""
+    import shutil
+
+    import yaml
+
+    hello = REPO / "examples" / "hello"
+    if not (appdir / "server.py").exists():
+        shutil.copy(hello / "server.py", appdir / "server.py")
+        shutil.copytree(hello / "config", appdir / "config")
+    doc = yaml.safe_load((hello / "app.yaml").read_text())
+    doc.update(id=app_id, instances=instances, env={"GREETING": greeting})
+    doc["ports"][0]["service"] = 0
+    doc["health"] = {
+        "path": "/health",
+        "port": "http",
+        "grace": "5s",
+        "interval": "2s",
+        "timeout": "1s",
+        "max_failures": 3,
+    }
+    doc.pop("readiness", None)
+    doc["upgrade"] = {"minimum_health_capacity": 1.0, "maximum_over_capacity": 1.0}
+    doc["haproxy"] = {
+        "group": "external",
+        "vhost": [vhost],
+        "mode": "http",
+        "balance": "roundrobin",
+        "check": {"path": "/health", "interval": "1s", "rise": 1, "fall": 2},
+    }
+    path = appdir / f"{app_id.strip('/').replace('/', '-')}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _deploy(dc, spec: Path) -> None:
+    deploykit = str(Path(sys.executable).parent / "deploykit")
+    proc = subprocess.run(
+        [deploykit, "deploy", str(spec), "--env", "local", "--env-dir", str(dc.env_dir), "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _ready_ports(lb: LbRun, backend: str) -> set[int]:
+    out = set()
+    text = socket_command(lb.config.parent / "stats.sock", f"show servers state {backend}")
+    for line in text.splitlines()[2:]:
+        cols = line.split()
+        if len(cols) > 18 and cols[5] == "2" and int(cols[6]) & 0x23 == 0:
+            out.add(int(cols[18]))
+    return out
+
+
+def _task_ports(base: str, app_id: str) -> set[int]:
+    app = requests.get(f"{base}/v2/apps{app_id}", params={"embed": "app.tasks"}, timeout=5).json()["app"]
+    return {t["ports"][0] for t in app["tasks"] if t["state"] == "TASK_RUNNING"}
+
+
+def test_apps_deployed_with_deploykit_deploy(devcluster, lb_factory, tmp_path):
+    base = devcluster.marathon_url
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    _deploy(devcluster, _hello_spec(specs, "/web/alpha", "alpha.test", "alpha", 2))
+    _deploy(devcluster, _hello_spec(specs, "/web/beta", "beta.test", "beta", 2))
+    lb = lb_factory([base])
+    wait_for(lambda: lb.get("alpha.test", "/").text.strip().endswith("greeting=alpha"), 20, "alpha routed")
+    assert all(lb.get("beta.test", "/").text.strip().endswith("greeting=beta") for _ in range(4))
+    assert _ready_ports(lb, "web_alpha_0") == _task_ports(base, "/web/alpha")
+    reloads = lb.reloads()
+
+    for n in (5, 2):
+        _deploy(devcluster, _hello_spec(specs, "/web/alpha", "alpha.test", "alpha", n))
+        wait_for(
+            lambda n=n: (
+                len(_task_ports(base, "/web/alpha")) == n
+                and _ready_ports(lb, "web_alpha_0") == _task_ports(base, "/web/alpha")
+            ),
+            30,
+            f"alpha at {n}",
+        )
+        assert all(lb.get("alpha.test", "/").status_code == 200 for _ in range(10))
+    assert lb.reloads() == reloads, "scaling through deploykit deploy must not reload HAProxy"
