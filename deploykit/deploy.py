@@ -136,6 +136,7 @@ class DeployOptions:
     max_failures: int = 2
     poll_interval: float = 1.0
     event_heartbeat: float = 10.0  # Marathon's SSE heartbeat; 2x silence = dead stream
+    rollback_on_interrupt: bool = False  # Ctrl-C/SIGTERM while waiting rolls back instead of leaving it
 
 
 @dataclass
@@ -669,7 +670,8 @@ def _put_and_watch(
             max_health_failures=max(3, opts.max_failures * _max_consecutive(app)),
         )
         watcher = w.DeploymentWatch(spec, started=t_put)
-        outcome = _wait(marathon, watcher, q, stream, opts.poll_interval, run, progress, stop, lock, phase)
+        outcome = _wait(marathon, watcher, q, stream, opts.poll_interval, run, progress, stop, lock, phase,
+                        rollback_on_interrupt=opts.rollback_on_interrupt)
         if not outcome.ok and outcome.reason in (w.DEPLOYMENT_FAILED, w.VANISHED):
             with contextlib.suppress(DeployKitError):
                 outcome = w.name_superseder(outcome, spec, marathon.deployments())
@@ -692,6 +694,7 @@ def _wait(
     stop: Stop,
     lock: Any,
     phase: str,
+    rollback_on_interrupt: bool = False,
 ) -> w.Outcome:
     spec = watcher.spec
     next_poll = time.monotonic() + min(poll_interval, 0.5)
@@ -745,6 +748,13 @@ def _wait(
                 last_progress = now
                 progress(f"{phase}_wait", {**watcher.progress(now), "timeout": spec.timeout, "id": spec.deployment_id})
     except KeyboardInterrupt:
+        if rollback_on_interrupt and phase == "deploy":
+            # CI cancels (Jenkins abort = SIGTERM): treat as a failure so the rollback runs;
+            # a second interrupt during the rollback leaves things as they are.
+            why = stop.why or "Ctrl-C"
+            stop.event.clear()
+            stop.why = None
+            return w.Outcome(False, "interrupted", f"interrupted ({why}) while waiting for {spec.deployment_id}")
         follow = _follow_hint(run.environment, spec.app_id, spec.deployment_id)
         run.report["instructions"] = follow
         raise DeployInterrupted(

@@ -140,10 +140,12 @@ def _summary(doc: dict) -> None:
 @click.option("--no-rollback", is_flag=True, help="On failure leave the deployment for a human (exit 1).")
 @click.option("--dry-run", is_flag=True, help="Show what would change; touch nothing.")
 @click.option("--force", is_flag=True, help="Cancel a running deployment of the app (never the default).")
+@click.option("--rollback-on-interrupt", is_flag=True,
+              help="Ctrl-C/SIGTERM while waiting rolls back (for CI aborts) instead of leaving the deployment.")
 @output_options
 @handle_errors("deploy")
 def deploy(app_yaml, env_name, env_dir, image_tag, image_digest, from_build, timeout, rollback_timeout, lock_timeout,
-           max_failures, no_rollback, dry_run, force, output, junit_path):
+           max_failures, no_rollback, dry_run, force, rollback_on_interrupt, output, junit_path):
     """Deploy an app: validate, lock, write config, PUT to Marathon, wait, roll back on failure.
 
     \b
@@ -157,7 +159,8 @@ def deploy(app_yaml, env_name, env_dir, image_tag, image_digest, from_build, tim
     opts = DeployOptions(app_path=app_yaml, env_name=env_name, env_dir=env_dir, image_tag=image_tag,
                          image_digest=image_digest, from_build=from_build, timeout=timeout,
                          rollback_timeout=rollback_timeout, lock_timeout=lock_timeout, no_rollback=no_rollback,
-                         dry_run=dry_run, force=force, max_failures=max_failures)
+                         dry_run=dry_run, force=force, max_failures=max_failures,
+                         rollback_on_interrupt=rollback_on_interrupt)
     progress = Progress()
     try:
         doc = _with_stop(lambda stop: run_deploy(opts, progress=progress, stop=stop))

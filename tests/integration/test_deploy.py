@@ -556,3 +556,28 @@ def test_config_gc_keeps_newest_and_every_version_marathon_knows(dc, appdir):
     assert left - {d1["config"]["hash"], d2["config"]["hash"]} == set(pushed[-4:])
     assert sorted(d2["config"]["gc_deleted"]) == pushed[:3]
     remove_app(dc, app_id)
+
+
+def test_rollback_on_interrupt_for_ci_aborts(dc, appdir):
+    app_id = "/it/intr-rb"
+    good = write_app(appdir, "intr-rb-good", app_id, 10626)
+    slow = write_app(appdir, "intr-rb-slow", app_id, 10626, env={"HELLO_FAIL_HEALTH": "1"}, grace="60s")
+    assert deploy(dc, good)[0] == 0
+    proc = subprocess.Popen([*DEPLOYKIT, "deploy", str(slow), "--env", "local", "--env-dir", str(dc.env_dir),
+                             "--output", "json", "--max-failures", "50", "--rollback-on-interrupt"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        wait_until(lambda: bool(deployments_of(dc, app_id)), 20, "the deployment")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    doc = json.loads(out)
+    assert proc.returncode == 1, (doc, err)
+    assert doc["failure"]["reason"] == "interrupted" and doc["rollback"]["ok"] and doc["result"] == "rolled_back"
+    wait_until(lambda: deployments_of(dc, app_id) == [], 5, "no deployment left")
+    assert all("greeting=hello" in a for a in task_answers(dc, app_id))
+    remove_app(dc, app_id)
