@@ -113,7 +113,7 @@ def test_zookeeper_outage_blocks_changes_and_becomes_a_loss(zookeeper):
                 time.sleep(0.05)
             assert lock._suspended.is_set()
             assert lock.lost is None  # a blip is not yet a loss: waiting is harmless
-            with pytest.raises(LockLost, match="cannot be confirmed|expired"):
+            with pytest.raises(LockLost, match=r"cannot be confirmed|expired"):
                 lock.check()  # but no change may be made without the lock confirmed
             time.sleep(1.1)
             assert lock.lost and "ZooKeeper" in lock.lost
