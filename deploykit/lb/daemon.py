@@ -18,6 +18,7 @@ Shape (supervisor-style, one thread acts):
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -30,7 +31,7 @@ from pathlib import Path
 from deploykit.errors import DeployKitError, UnreachableError
 from deploykit.lb import changes as lbchanges
 from deploykit.lb import model as lbmodel
-from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed
+from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed, RuntimeResult
 from deploykit.lb.metrics import Metrics
 from deploykit.lb.source import Connected, Event, LeaderChanged, MarathonSource, ZkReconnected, apps_touched
 
@@ -146,7 +147,13 @@ class Daemon:
         self.source.start_stream()
         try:
             while not self._stop:
-                self.step()
+                try:
+                    self.step()
+                except Exception as exc:  # a bug must not stop routing updates for good: log, back off, go on
+                    log.exception("step_failed", extra={"fields": {"error": repr(exc)}})
+                    self.status.last_error = repr(exc)
+                    self._resync_requested = True
+                    time.sleep(1.0)
         finally:
             self.source.stop()
             self.source.leader.stop()
@@ -297,8 +304,13 @@ class Daemon:
             return True
         failed = False
         if diff.server_ops:
-            result = self.haproxy.runtime.run(runtime_commands(diff.server_ops))
-            self.metrics.runtime_commands.labels("ok").inc(result.sent - len(result.failed))
+            commands = runtime_commands(diff.server_ops)
+            try:
+                result = self.haproxy.runtime.run(commands)
+            except UnreachableError as exc:  # HAProxy gone: the full install below restarts it
+                self._log("haproxy_unreachable", level=logging.ERROR, error=str(exc))
+                result = RuntimeResult(sent=0, failed=[(c, "unreachable") for c in commands[:5]])
+            self.metrics.runtime_commands.labels("ok").inc(max(0, result.sent - len(result.failed)))
             self.status.runtime_commands += result.sent
             if result.failed:
                 failed = True
@@ -363,6 +375,8 @@ class Daemon:
                     self.haproxy.adopt()
                 res = self.haproxy.apply(text, force=force)
                 if res.reloaded:
+                    with contextlib.suppress(DeployKitError):
+                        self.metrics.old_workers.set(len(self.haproxy.show_proc().old_workers))
                     self.metrics.reloads.labels("ok").inc()
                     self.status.reloads += 1
                     self._log("reloaded", reason=reason, seconds=round(res.seconds, 3))

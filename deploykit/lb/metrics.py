@@ -59,6 +59,9 @@ class Metrics:
         self.backends = Gauge(PREFIX + "backends", "Backends in the routing model", registry=r)
         self.stream_connected = Gauge(PREFIX + "event_stream_connected", "1 while the event stream is up", registry=r)
         self.zk_connected = Gauge(PREFIX + "zookeeper_connected", "1 while the ZooKeeper session is up", registry=r)
+        self.old_workers = Gauge(
+            PREFIX + "haproxy_old_workers", "HAProxy workers still finishing connections after a reload", registry=r
+        )
         self.config_rejected = Counter(
             PREFIX + "config_rejected_total", "Rendered configs haproxy -c refused (never loaded)", registry=r
         )

@@ -223,3 +223,17 @@ def test_adopts_an_haproxy_that_is_already_running(rig, web_servers):
     assert daemon.full_sync()
     assert inst.reload_count() == before + 1  # managed through the master socket, not started again
     assert get(settings.http_port, "a.example.com") == "t0"
+
+
+def test_haproxy_killed_is_restarted_on_the_next_change(rig, web_servers):
+    inst, settings, source, events, daemon = rig
+    ports = web_servers(2)
+    source.apps["/a"] = app("/a", ports[:1], "a.example.com", 10001)
+    assert daemon.full_sync()
+    inst.kill()  # master and workers gone, sockets left behind
+    source.apps["/a"] = app("/a", ports, "a.example.com", 10001)
+    events.put(Event("status_update_event", {"appId": "/a", "taskStatus": "TASK_RUNNING"}))
+    daemon.step(timeout=0.5)
+    assert daemon.haproxy.running()
+    assert {get(settings.http_port, "a.example.com") for _ in range(6)} == {"t0", "t1"}
+    assert daemon.metrics.runtime_commands.labels("failed")._value.get() > 0

@@ -69,3 +69,24 @@ def test_metrics_server_serves_metrics_and_healthz(healthy):
         assert body["ok"] is healthy and body["leader"] == "m1:8080"
     finally:
         server.stop()
+
+
+def test_runtime_commands_serve_first_then_leave_and_force_health_up():
+    from deploykit.lb.changes import ServerOp
+    from deploykit.lb.daemon import runtime_commands
+
+    ops = [
+        ServerOp("be", "s1", "state", state="maint"),  # old task leaves
+        ServerOp("be", "s2", "state", state="maint"),  # slot reused: out, move, in
+        ServerOp("be", "s2", "addr", address="10.0.0.2", port=31002),
+        ServerOp("be", "s2", "state", state="ready"),
+        ServerOp("be", "s3", "state", state="drain"),  # being killed
+    ]
+    assert runtime_commands(ops) == [
+        "set server be/s2 state maint",
+        "set server be/s2 addr 10.0.0.2 port 31002",
+        "set server be/s2 state ready",
+        "set server be/s2 health up",
+        "set server be/s1 state maint",
+        "set server be/s3 state drain",
+    ]
