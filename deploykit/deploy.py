@@ -481,9 +481,51 @@ def _deploy(opts: DeployOptions, prep: Prepared, clients: Clients, run: Run, pro
         raise _as_reported(exc, run) from None
     run.timing("lock_seconds", time.monotonic() - t_lock)
     try:
-        return _locked_deploy(opts, prep, clients, run, progress, stop, lock)
+        report = _locked_deploy(opts, prep, clients, run, progress, stop, lock)
+    except DeployKitError as exc:
+        _record_history(clients, prep.environment.name, prep.app_id, getattr(exc, "report", None), lock)
+        raise
+    else:
+        _record_history(clients, prep.environment.name, prep.app_id, report, lock)
+        return report
     finally:
         lock.release()
+
+
+HISTORY_PREFIX = "deploykit/history"
+
+
+def _history_key(env_name: str, app_id: str, version: str) -> str:
+    return f"{HISTORY_PREFIX}/{env_name}/{app_id.strip('/')}/{version}"
+
+
+def _record_history(clients: Clients, env_name: str, app_id: str, report: dict | None, lock: Any) -> None:
+    """Remember how each version we PUT ended (Marathon labels cannot: they are set before the outcome)."""
+    if not report or lock.lost:
+        return
+    import json
+    from datetime import datetime, timezone
+
+    entries = []
+    if report.get("deployedVersion"):
+        entries.append((report["deployedVersion"], {
+            "result": report.get("result"),
+            "deploymentId": report.get("deploymentId"),
+            "reason": (report.get("failure") or {}).get("reason"),
+        }))
+    rollback = report.get("rollback") or {}
+    if rollback.get("version"):
+        entries.append((rollback["version"], {
+            "result": "rollback " + ("succeeded" if rollback.get("ok") else "failed"),
+            "deploymentId": rollback.get("deploymentId"),
+            "reason": None,
+        }))
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for version, entry in entries:
+        try:
+            clients.consul.put(_history_key(env_name, app_id, version), json.dumps({**entry, "finished_at": now}))
+        except DeployKitError as exc:
+            report.setdefault("errors", []).append(f"history not recorded: {exc}")
 
 
 def _unchanged(current: dict | None, run: Run, progress: ProgressFn) -> dict:
@@ -659,6 +701,7 @@ def _put_and_watch(
         run.report[key] = dep_id
         if phase == "deploy":
             run.report["versions"]["to"] = version
+            run.report["deployedVersion"] = version
         spec = w.WatchSpec(
             app_id=app_id,
             deployment_id=dep_id or "",
@@ -956,6 +999,7 @@ def history(target: Target, *, clients: Clients | None = None, limit: int = 20) 
         if app is None:
             return {"app_id": target.app_id, "environment": target.environment.name, "versions": []}
         current = (app.get("versionInfo") or {}).get("lastConfigChangeAt") or app.get("version")
+        outcomes = _read_history(clients, target.environment.name, target.app_id)
         rows = []
         for version in clients.marathon.app_versions(target.app_id)[:limit]:
             doc = clients.marathon.app_version(target.app_id, version) or {}
@@ -971,12 +1015,29 @@ def history(target: Target, *, clients: Clients | None = None, limit: int = 20) 
                     "config_hash": labels.get(L.DEPLOYKIT_CONFIG_HASH),
                     "instances": doc.get("instances"),
                     "spec_hash": labels.get(L.DEPLOYKIT_SPEC_HASH),
+                    "result": (outcomes.get(version) or {}).get("result"),
+                    "reason": (outcomes.get(version) or {}).get("reason"),
                 }
             )
     finally:
         if own:
             clients.close()
     return {"app_id": target.app_id, "environment": target.environment.name, "versions": rows}
+
+
+def _read_history(clients: Clients, env_name: str, app_id: str) -> dict[str, dict]:
+    import json
+
+    prefix = _history_key(env_name, app_id, "")
+    try:
+        tree = clients.consul.tree(prefix)
+    except DeployKitError:
+        return {}
+    out: dict[str, dict] = {}
+    for key, raw in tree.items():
+        with contextlib.suppress(ValueError):
+            out[key[len(prefix):]] = json.loads(raw)
+    return out
 
 
 def _same_definition(a: dict, b: dict) -> bool:
@@ -1034,8 +1095,13 @@ def rollback(
             )
             if outcome.ok:
                 run.report["versions"]["to"] = version
-                return run.finish("success")
+                report = run.finish("success")
+                _record_history(clients, target.environment.name, target.app_id,
+                                {**report, "result": f"rollback to {chosen}"}, lock)
+                return report
             run.report["failure"] = outcome.to_dict()
+            _record_history(clients, target.environment.name, target.app_id,
+                            {**run.report, "result": f"rollback to {chosen} failed"}, lock)
             raise RollbackFailure(
                 f"rollback to {chosen} failed: {outcome.message}. A human is needed. "
                 f"{_follow_hint(target.environment.name, target.app_id, dep_id)}",

@@ -246,10 +246,13 @@ def history(app, env_name, env_dir, output, junit_path, limit):
 
         table = Table("")
         table.add_column("version", no_wrap=True)
-        for name in ("image", "git sha", "deployed by", "config"):
+        for name in ("result", "image", "git sha", "deployed by", "config"):
             table.add_column(name)
         for row in doc["versions"]:
-            table.add_row("*" if row["current"] else "", row["version"], str(row["image"] or ""),
+            result = row.get("result") or ""
+            if row.get("reason"):
+                result += f" ({row['reason']})"
+            table.add_row("*" if row["current"] else "", row["version"], result, str(row["image"] or ""),
                           (row["git_sha"] or "")[:12], str(row["deployed_by"] or ""), str(row["config_hash"] or ""))
         console().print(table)
     return doc

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -34,7 +35,11 @@ DEPLOYKIT = [str(Path(sys.executable).parent / "deploykit")]
 # --------------------------------------------------------------------------- fixtures and helpers
 @pytest.fixture(scope="module")
 def dc(tmp_path_factory):
-    cluster = Devcluster(tmp_path_factory.mktemp("deploy-dc"), heartbeat="1s")
+    # Our own host-port window: other devclusters on this machine default to 31000-32000, and a
+    # port taken between allocation and bind makes a task fail for reasons unrelated to the test.
+    low = random.randrange(20000, 29000, 500)
+    cluster = Devcluster(tmp_path_factory.mktemp("deploy-dc"), heartbeat="1s",
+                         extra_args=["--task-port-range", f"{low}-{low + 499}"])
     cluster.start()
     try:
         yield cluster
@@ -82,7 +87,8 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 120) -> tuple[
             doc = json.loads(proc.stdout)
         except ValueError:
             pytest.fail(f"stdout is not one JSON document:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc.returncode, doc, proc.stdout, proc.stderr
+    # stderr comes back with stdout appended, so `assert rc == 0, err` shows the whole story
+    return proc.returncode, doc, proc.stdout, f"{proc.stderr}\n--- stdout ---\n{proc.stdout}"
 
 
 def deploy(dc: Devcluster, app: Path, *extra: str, env: dict | None = None, env_dir: Path | None = None):
@@ -214,6 +220,9 @@ def test_happy_path_v1_v2_no_change_and_rollback_of_rollback(dc, appdir):
 
     rc, hist, _, _ = run_cli("history", app_id, *common)
     assert rc == 0 and len(hist["versions"]) >= 4
+    results = {v["version"]: v["result"] for v in hist["versions"]}
+    assert results[doc1["versions"]["to"]] == "success" and results[doc2["versions"]["to"]] == "success"
+    assert results[rb2["versions"]["to"]].startswith("rollback to ")
     assert {v["config_hash"] for v in hist["versions"]} >= {p1.rsplit("/", 1)[1], p2.rsplit("/", 1)[1]}
     rc, st, _, _ = run_cli("status", str(v2), *common)
     assert rc == 0 and st["exists"] and st["instances"] == 2 and st["deployments"] == []
@@ -245,6 +254,10 @@ def test_broken_version_fails_fast_and_rolls_back(dc, appdir):
     assert len(answers) == 2 and all(f"config={good_prefix} " in a for a in answers), answers
     assert consul.tree(good_prefix + "/") == good_tree
     assert deployments_of(dc, app_id) == []
+    rc, hist, _, _ = run_cli("history", app_id, "--env", "local", "--env-dir", str(dc.env_dir), "--output", "json")
+    results = {v["version"]: (v["result"], v["reason"]) for v in hist["versions"]}
+    assert results[doc["deployedVersion"]] == ("rolled_back", doc["failure"]["reason"])
+    assert results[doc["rollback"]["version"]] == ("rollback succeeded", None)
     remove_app(dc, app_id)
 
 
