@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -43,10 +44,13 @@ def free_port() -> int:
 
 def start_devcluster(work: Path) -> tuple[subprocess.Popen, str, Path]:
     mport, cport = free_port(), free_port()
+    low = random.randrange(20000, 29000, 500)
     with open(work / "devcluster.log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "deploykit.devcluster", "--marathon-port", str(mport), "--consul-port", str(cport),
-             "--state-dir", str(work / "state"), "--event-heartbeat", "1s"],
+             "--state-dir", str(work / "state"), "--event-heartbeat", "1s",
+             # a host-port window of our own: other devclusters on the machine use 31000-32000
+             "--task-port-range", f"{low}-{low + 499}"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
         )
     url = f"http://127.0.0.1:{mport}"
