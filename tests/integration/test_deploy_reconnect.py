@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import shutil
 import socket
 import threading
@@ -73,7 +74,9 @@ class CuttableProxy:
         self.cut()
 
 
-def test_deploy_ends_correctly_after_connections_are_cut(devcluster, tmp_path):
+def test_deploy_ends_correctly_after_connections_are_cut(devcluster_factory, tmp_path):
+    low = random.randrange(20000, 29000, 500)  # task ports of our own (other devclusters use 31000-32000)
+    devcluster = devcluster_factory(extra_args=["--task-port-range", f"{low}-{low + 499}"])
     for name in ("server.py", "config"):
         src = HELLO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
