@@ -480,6 +480,8 @@ def _deploy(opts: DeployOptions, prep: Prepared, clients: Clients, run: Run, pro
         run.report["lock"]["holder"] = holder.to_dict() if holder else None
         raise _as_reported(exc, run) from None
     run.timing("lock_seconds", time.monotonic() - t_lock)
+    holder = getattr(lock, "holder", None)
+    run.report["lock"]["holder"] = holder.to_dict() if holder is not None else None
     try:
         report = _locked_deploy(opts, prep, clients, run, progress, stop, lock)
     except DeployKitError as exc:

@@ -180,6 +180,7 @@ def test_happy_path_v1_v2_no_change_and_rollback_of_rollback(dc, appdir):
     assert rc == 0, err
     for key in ("result", "deploymentId", "versions", "timings", "errors", "config", "plan", "lock", "image"):
         assert key in doc2
+    assert doc2["lock"]["name"] == "local/it/happy" and doc2["lock"]["holder"]["pid"] > 0
     assert doc2["versions"]["from"] == doc1["versions"]["to"] and doc2["versions"]["to"] != doc2["versions"]["from"]
     t = doc2["timings"]
     assert t["timeout_budget_seconds"] > 0 and t["rollback_budget_seconds"] > 0 and t["total_seconds"] > 0
