@@ -561,7 +561,7 @@ def _locked_deploy(
 
     # config first: if Consul fails, Marathon is never touched
     if prep.config_prefix and not (plan.config and plan.config.exists):
-        _check_lock(lock, run, None)
+        _check_lock(lock, run)
         progress("config", {"prefix": prep.config_prefix, "keys": len(prep.config_items)})
         t_cfg = time.monotonic()
         try:
@@ -688,7 +688,7 @@ def _put_and_watch(
                 break
         if not subscribed:
             run.report["errors"].append(f"event stream not connected ({stream.last_error}); polling only")
-        _check_lock(lock, run, None)
+        _check_lock(lock, run)
         progress(phase, {"message": f"PUT {app_id}" + (" (force)" if force else "")})
         t_put = time.monotonic()
         try:
@@ -787,7 +787,7 @@ def _wait(
                 except DeployKitError as exc:
                     # Marathon briefly away (leader election): keep waiting within the budget
                     msg = f"poll failed: {exc}"
-                    if msg not in run.report["errors"]:
+                    if msg not in run.report["errors"] and len(run.report["errors"]) < 20:
                         run.report["errors"].append(msg)
             if now - last_progress >= 0.5:
                 last_progress = now
@@ -826,7 +826,7 @@ def _max_consecutive(app: dict) -> int:
     return max(1, int(checks[0].get("maxConsecutiveFailures", 3))) if checks else 3
 
 
-def _check_lock(lock: Any, run: Run, dep_id: str | None) -> None:
+def _check_lock(lock: Any, run: Run) -> None:
     try:
         lock.check()
     except DeployKitError as exc:
