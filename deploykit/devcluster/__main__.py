@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hostname", default="127.0.0.1", help="advertised host (leader address, X-Marathon-Leader)")
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--event-heartbeat", type=_duration, default=10.0, help="SSE heartbeat interval (10s)")
+    p.add_argument("--event-stream-max-outstanding", type=int, default=1000,
+                   help="queued events after which a slow SSE consumer is disconnected")
     p.add_argument("--task-port-range", default="31000-32000", help="host ports for tasks, LOW-HIGH")
     p.add_argument("--max-body", type=int, default=1024 * 1024, help="largest request body in bytes")
     p.add_argument("--deployment-start-delay", type=_duration, default=0.0,
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config(
         marathon_port=args.marathon_port, consul_port=args.consul_port or None, state_dir=args.state_dir,
         zk=args.zk, zk_session_timeout=args.zk_session_timeout, hostname=args.hostname, bind=args.bind,
-        event_heartbeat=args.event_heartbeat, port_range=(low, high), max_body=args.max_body,
+        event_heartbeat=args.event_heartbeat, event_max_outstanding=args.event_stream_max_outstanding,
+        port_range=(low, high), max_body=args.max_body,
         deployment_start_delay=args.deployment_start_delay,
     )
     cfg.state_dir.mkdir(parents=True, exist_ok=True)

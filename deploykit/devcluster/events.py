@@ -21,7 +21,10 @@ from deploykit.devcluster.util import iso_ms, wait_or_timeout
 
 log = logging.getLogger(__name__)
 
-MAX_OUTSTANDING = 50
+# Marathon's --event_stream_max_outstanding_messages is 50, but its writers run on their own threads.
+# Here one loop publishes whole bursts (10 tasks launched = 40+ events) before a writer runs, so the
+# limit counts queued events per connection with more headroom.
+MAX_OUTSTANDING = 1000
 
 
 class EventBus:
@@ -43,6 +46,12 @@ class EventBus:
             else:
                 q.put_nowait((event_type, data, time.monotonic()))
         return event
+
+    def close_all(self) -> None:
+        """End every open stream (server shutdown); their handlers return and connections close."""
+        for q in list(self._subs):
+            q.put_nowait(None)
+        self._subs.clear()
 
     def subscribe(self) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue()
@@ -81,11 +90,18 @@ async def stream_events(request: web.Request, bus: EventBus, heartbeat: float) -
                 await resp.write(b"\r\n")
                 continue
             if item is None:
-                log.warning("closing slow event stream consumer %s", remote)
+                log.info("closing event stream of %s (slow consumer or shutdown)", remote)
                 break
-            event_type, data, _ = item
-            if not wanted or event_type in wanted:
-                await resp.write(data)
+            batch = [item]
+            while not q.empty():  # write a burst in one go
+                batch.append(q.get_nowait())
+            chunks = [data for (event_type, data, _) in (b for b in batch if b is not None)
+                      if not wanted or event_type in wanted]
+            if chunks:
+                await resp.write(b"".join(chunks))
+            if batch[-1] is None:
+                log.info("closing event stream of %s (slow consumer or shutdown)", remote)
+                break
     except ConnectionResetError:
         pass
     finally:

@@ -40,6 +40,7 @@ class Config:
     hostname: str = "127.0.0.1"
     bind: str = "127.0.0.1"
     event_heartbeat: float = 10.0
+    event_max_outstanding: int = 1000
     port_range: tuple[int, int] = (31000, 32000)
     max_body: int = 1024 * 1024
     deployment_start_delay: float = 0.0
@@ -53,7 +54,7 @@ class DevclusterNode:
         self.cfg = cfg
         self.ident = f"{cfg.hostname}:{cfg.marathon_port}"
         self.is_leader = False
-        self.bus = EventBus()
+        self.bus = EventBus(cfg.event_max_outstanding)
         self.clock = VersionClock()
         self.store = AppStore(cfg.state_dir)
         self.sched = Scheduler(cfg.state_dir, cfg.state_dir / "marathon" / "run" / str(cfg.marathon_port),
@@ -98,7 +99,7 @@ class DevclusterNode:
         return app
 
     async def _serve(self, app: web.Application, port: int) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await runner.setup()
         await web.TCPSite(runner, self.cfg.bind, port).start()
         self._runners.append(runner)
@@ -155,6 +156,7 @@ class DevclusterNode:
         if self.latch is not None:
             await asyncio.to_thread(self.latch.stop)
         await self._transition(False)
+        self.bus.close_all()
         for runner in self._runners:
             with contextlib.suppress(Exception):
                 await runner.cleanup()

@@ -246,14 +246,18 @@ class EventReader:
     """Reads /v2/events (SSE) on a thread and keeps every event, for assertions."""
 
     def __init__(self, base_url: str, event_types: list[str] | None = None) -> None:
+        import http.client
         import threading
+        import urllib.parse
 
-        import requests
-
-        params = [("event_type", t) for t in event_types or []]
-        self.resp = requests.get(f"{base_url}/v2/events", params=params, stream=True, timeout=(5, 60),
-                                 headers={"Accept": "text/event-stream"})
-        self.resp.raise_for_status()
+        parsed = urllib.parse.urlparse(base_url)
+        query = urllib.parse.urlencode([("event_type", t) for t in event_types or []])
+        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+        self.conn.request("GET", "/v2/events" + (f"?{query}" if query else ""),
+                          headers={"Accept": "text/event-stream"})
+        self.resp = self.conn.getresponse()  # http.client reads lines from a buffer: fast enough for bursts
+        if self.resp.status != 200:
+            raise AssertionError(f"/v2/events answered {self.resp.status}")
         self.events: list[dict] = []
         self.raw_lines: list[bytes] = []
         self._lock = threading.Lock()
@@ -263,7 +267,7 @@ class EventReader:
     def _read(self) -> None:
         event_type = None
         try:
-            for raw in iter(self.resp.raw.readline, b""):
+            for raw in iter(self.resp.readline, b""):
                 line = raw.rstrip(b"\r\n")
                 with self._lock:
                     self.raw_lines.append(line)
@@ -286,4 +290,9 @@ class EventReader:
                         f"event {event_type}")
 
     def close(self) -> None:
-        self.resp.close()
+        import socket
+
+        with contextlib.suppress(OSError):
+            if self.conn.sock is not None:
+                self.conn.sock.shutdown(socket.SHUT_RDWR)
+        self.conn.close()

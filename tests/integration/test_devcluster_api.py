@@ -165,7 +165,8 @@ def test_task_env_fetch_and_shapes(devcluster, tmp_path):
                                   if t["state"] == "TASK_RUNNING"), None), 20, "running task")
     sandbox = devcluster.state_dir / "marathon" / "sandboxes" / task["id"]
     env_file = sandbox / "env.txt"
-    wait_for(lambda: env_file.exists() and (sandbox / "out.txt").read_text().count("\n") == 2, 10, "env.txt")
+    out = sandbox / "out.txt"
+    wait_for(lambda: env_file.exists() and out.exists() and out.read_text().count("\n") == 2, 10, "env.txt")
     env = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
     assert env["PORT0"] == str(task["ports"][0]) and env["PORT"] == env["PORT0"]
     assert env["PORTS"] == ",".join(map(str, task["ports"]))
