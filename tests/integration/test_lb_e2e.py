@@ -203,6 +203,21 @@ class LbRun:
         self.proc = None
 
 
+def task_ports() -> list[str]:
+    """A random 200-port block for a devcluster's tasks, away from the default 31000-32000 that other
+    test suites' devclusters use at the same time on this machine (a taken port fails a task)."""
+    import random
+
+    lo = random.randrange(21000, 30800, 200)
+    return ["--task-port-range", f"{lo}-{lo + 199}"]
+
+
+@pytest.fixture
+def dc(devcluster_factory):
+    """One devcluster (no ZooKeeper) with its own task port block."""
+    return devcluster_factory(extra_args=task_ports())
+
+
 @pytest.fixture
 def lb_factory(tmp_path):
     made: list[LbRun] = []
@@ -217,8 +232,8 @@ def lb_factory(tmp_path):
         lb.stop()
 
 
-def test_two_vhosts_scale_without_reload_and_bad_label_skipped(devcluster, lb_factory):
-    base = devcluster.marathon_url
+def test_two_vhosts_scale_without_reload_and_bad_label_skipped(dc, lb_factory):
+    base = dc.marathon_url
     put_app(base, web_app("/shop/a", "a.test", 2))
     put_app(base, web_app("/shop/b", "b.test", 1))
     put_app(base, web_app("/shop/evil", "evil.test\n    bind :1", 1))
@@ -294,8 +309,8 @@ class LoadGen:
             w.join(10)
 
 
-def test_zero_drop_during_rolling_redeploys_and_scaling(devcluster, lb_factory):
-    base = devcluster.marathon_url
+def test_zero_drop_during_rolling_redeploys_and_scaling(dc, lb_factory):
+    base = dc.marathon_url
     put_app(base, web_app("/zd/a", "za.test", 2))
     put_app(base, web_app("/zd/b", "zb.test", 2))
     settled(base, "/zd/a", 2)
@@ -330,9 +345,9 @@ def test_zero_drop_during_rolling_redeploys_and_scaling(devcluster, lb_factory):
 def test_leader_failover_followed(zookeeper, devcluster_factory, lb_factory):
     zk = f"zk://{zookeeper.hosts}/lbfail{free_port()}"
     state = devcluster_factory(start=False).workdir / "shared-state"
-    first = devcluster_factory(zk=zk, state_dir=state)
+    first = devcluster_factory(zk=zk, state_dir=state, extra_args=task_ports())
     first.wait_leader()
-    second = devcluster_factory(zk=zk, state_dir=state)
+    second = devcluster_factory(zk=zk, state_dir=state, extra_args=task_ports())
     put_app(first.marathon_url, web_app("/fo/a", "foa.test", 1))
     a1 = settled(first.marathon_url, "/fo/a", 1)
     lb = lb_factory([], zk=zk)
@@ -355,7 +370,7 @@ def test_zookeeper_outage_keeps_serving_then_resyncs(tmp_path, devcluster_factor
     server.start()
     try:
         zk = f"zk://{server.hosts}/marathon"
-        dc = devcluster_factory(zk=zk)
+        dc = devcluster_factory(zk=zk, extra_args=task_ports())
         dc.wait_leader()
         put_app(dc.marathon_url, web_app("/zo/a", "zoa.test", 2))
         tasks = settled(dc.marathon_url, "/zo/a", 2)
@@ -380,8 +395,8 @@ def test_zookeeper_outage_keeps_serving_then_resyncs(tmp_path, devcluster_factor
         server.stop()
 
 
-def test_zookeeper_down_at_start_serves_from_url_list(devcluster, lb_factory):
-    base = devcluster.marathon_url
+def test_zookeeper_down_at_start_serves_from_url_list(dc, lb_factory):
+    base = dc.marathon_url
     put_app(base, web_app("/zs/a", "zsa.test", 1))
     tasks = settled(base, "/zs/a", 1)
     lb = lb_factory([base], zk=f"zk://127.0.0.1:{free_port()}/marathon")
@@ -451,12 +466,12 @@ def _task_ports(base: str, app_id: str) -> set[int]:
     return {t["ports"][0] for t in app["tasks"] if t["state"] == "TASK_RUNNING"}
 
 
-def test_apps_deployed_with_deploykit_deploy(devcluster, lb_factory, tmp_path):
-    base = devcluster.marathon_url
+def test_apps_deployed_with_deploykit_deploy(dc, lb_factory, tmp_path):
+    base = dc.marathon_url
     specs = tmp_path / "specs"
     specs.mkdir()
-    _deploy(devcluster, _hello_spec(specs, "/web/alpha", "alpha.test", "alpha", 2))
-    _deploy(devcluster, _hello_spec(specs, "/web/beta", "beta.test", "beta", 2))
+    _deploy(dc, _hello_spec(specs, "/web/alpha", "alpha.test", "alpha", 2))
+    _deploy(dc, _hello_spec(specs, "/web/beta", "beta.test", "beta", 2))
     lb = lb_factory([base])
     wait_for(lambda: lb.get("alpha.test", "/").text.strip().endswith("greeting=alpha"), 20, "alpha routed")
     assert all(lb.get("beta.test", "/").text.strip().endswith("greeting=beta") for _ in range(4))
@@ -464,7 +479,7 @@ def test_apps_deployed_with_deploykit_deploy(devcluster, lb_factory, tmp_path):
     reloads = lb.reloads()
 
     for n in (5, 2):
-        _deploy(devcluster, _hello_spec(specs, "/web/alpha", "alpha.test", "alpha", n))
+        _deploy(dc, _hello_spec(specs, "/web/alpha", "alpha.test", "alpha", n))
         wait_for(
             lambda n=n: (
                 len(_task_ports(base, "/web/alpha")) == n
