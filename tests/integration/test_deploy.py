@@ -272,8 +272,11 @@ def test_no_rollback_leaves_the_deployment_and_says_how_to_proceed(dc, appdir):
     assert doc["rollback"]["attempted"] is False
     assert "deploykit rollback /it/norb --env local" in doc["message"]
     assert [d["id"] for d in deployments_of(dc, app_id)] == [doc["deploymentId"]]
-    # a person takes over: rollback cancels the stuck deployment only when told to (--force)
+    # a person takes over: status shows the stuck deployment; rollback cancels it only when told to (--force)
     common = ["--env", "local", "--env-dir", str(dc.env_dir), "--output", "json"]
+    rc, st, _, err = run_cli("status", app_id, *common)
+    assert rc == 0 and [d["id"] for d in st["deployments"]] == [doc["deploymentId"]], (st, err)
+    assert st["deployments"][0]["age"].startswith("started ") and st["versions"]
     rc, locked, _, err = run_cli("rollback", app_id, *common)
     assert rc == 3 and doc["deploymentId"] in locked["message"], (locked, err)
     rc, rb, _, err = run_cli("rollback", app_id, "--to", doc["versions"]["from"], "--force", *common)
