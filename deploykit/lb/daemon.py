@@ -484,6 +484,9 @@ def settings_from_environment(env, *, config_path: str | None = None, groups: tu
     mapping.setdefault("state_file", str(folder / "server-state"))
     if groups:
         mapping["groups"] = list(groups)
+    # Absolute paths: HAProxy re-reads its files on every reload, from wherever it runs by then.
+    for key in ("config", "master_socket", "stats_socket", "state_file"):
+        mapping[key] = str(Path(mapping[key]).absolute())
     return lbmodel.LbSettings.from_mapping(mapping, file=str(env.file) if env is not None else None)
 
 

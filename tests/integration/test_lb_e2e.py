@@ -105,8 +105,16 @@ def settled(base: str, app_id: str, n: int) -> list[str]:
 class LbRun:
     """`deploykit lb run` as a subprocess, with its own env file, HAProxy paths and ports."""
 
-    def __init__(self, workdir: Path, marathon_urls: list[str], zk: str | None = None, extra: list[str] = ()):
+    def __init__(
+        self,
+        workdir: Path,
+        marathon_urls: list[str],
+        zk: str | None = None,
+        extra: list[str] = (),
+        quick_start: bool = False,
+    ):
         self.dir = workdir
+        self.quick_start = quick_start  # no --haproxy-config: the env file's relative paths, run from `workdir`
         self.http_port = free_port()
         self.metrics_port = free_port()
         env = json.loads((REPO / "chef_attrs" / "local.json").read_text())
@@ -116,7 +124,9 @@ class LbRun:
         dk["haproxy"]["bind_address"] = "127.0.0.1"
         (workdir / "env").mkdir(parents=True, exist_ok=True)
         (workdir / "env" / "local.json").write_text(json.dumps(env))
-        self.config = workdir / "haproxy" / "haproxy.cfg"
+        self.config = (
+            workdir / ".deploykit" / "haproxy" / "haproxy.cfg" if quick_start else workdir / "haproxy" / "haproxy.cfg"
+        )
         self.cmd = [
             str(Path(sys.executable).parent / "deploykit"),
             "lb",
@@ -140,13 +150,18 @@ class LbRun:
         ]
         if zk:
             self.cmd += ["--zk", zk]
+        if quick_start:
+            i = self.cmd.index("--haproxy-config")
+            del self.cmd[i : i + 2]
         self.log = workdir / "lb.log"
         self.proc: subprocess.Popen | None = None
         self.session = requests.Session()
 
     def start(self) -> LbRun:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+            self.proc = subprocess.Popen(
+                self.cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir if self.quick_start else REPO
+            )
         wait_until(lambda: self.healthz()[0] == 200, 30, f"lb run healthy; log:\n{self.log_tail()}", interval=0.2)
         return self
 
@@ -222,8 +237,8 @@ def dc(devcluster_factory):
 def lb_factory(tmp_path):
     made: list[LbRun] = []
 
-    def make(marathon_urls: list[str], zk: str | None = None, extra: list[str] = ()) -> LbRun:
-        lb = LbRun(tmp_path / f"lb{len(made)}", marathon_urls, zk, extra)
+    def make(marathon_urls: list[str], zk: str | None = None, extra: list[str] = (), quick_start=False) -> LbRun:
+        lb = LbRun(tmp_path / f"lb{len(made)}", marathon_urls, zk, extra, quick_start)
         made.append(lb)
         return lb.start()
 
@@ -490,3 +505,18 @@ def test_apps_deployed_with_deploykit_deploy(dc, lb_factory, tmp_path):
         )
         assert all(lb.get("alpha.test", "/").status_code == 200 for _ in range(10))
     assert lb.reloads() == reloads, "scaling through deploykit deploy must not reload HAProxy"
+
+
+def test_quick_start_paths_from_the_env_file(dc, lb_factory):
+    """`deploykit lb run --env local` alone: HAProxy files under ./.deploykit/haproxy, reloads work."""
+    base = dc.marathon_url
+    put_app(base, web_app("/qs/a", "qsa.test", 1))
+    a = settled(base, "/qs/a", 1)
+    lb = lb_factory([base], quick_start=True)
+    wait_for(lambda: lb.routed("qsa.test") == set(a), 20, "routed")
+    assert lb.config.exists() and (lb.config.parent / "master.sock").exists()
+    before = lb.reloads()
+    put_app(base, web_app("/qs/b", "qsb.test", 1))  # a new backend: a reload, which re-reads the files
+    b = settled(base, "/qs/b", 1)
+    wait_for(lambda: lb.routed("qsb.test") == set(b), 20, "new app routed after a reload")
+    assert lb.reloads() == before + 1

@@ -27,7 +27,8 @@ def test_settings_from_local_environment(repo_root, tmp_path):
     env = load_environment("local", repo_root / "chef_attrs")
     s = settings_from_environment(env)
     assert s.http_port == 8000 and s.groups == ("external",)
-    assert s.config.endswith("haproxy.cfg")
+    assert s.config.endswith("haproxy.cfg") and s.config.startswith("/")
+    assert s.master_socket.startswith("/") and s.state_file.startswith("/")
     cfg = tmp_path / "h" / "haproxy.cfg"
     s2 = settings_from_environment(env, config_path=str(cfg), groups=("internal",))
     assert s2.config == str(cfg)
