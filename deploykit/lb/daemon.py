@@ -530,7 +530,11 @@ def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> Non
     if zk_url:
         from deploykit.clients.zk import parse_zk_url
 
-        zk_target = parse_zk_url(zk_url, source=None if cfg.zk_url else str(env.file))
+        zk_target = (
+            parse_zk_url(zk_url, key="--zk")
+            if cfg.zk_url
+            else parse_zk_url(zk_url, source=str(env.file), key="default_attributes.deploykit.marathon.zk")
+        )
     template_dir = cfg.template_dir or (env.haproxy.template_dir if env.haproxy else None)
     renderer = Renderer(template_dir)
     binary = cfg.haproxy_bin or (env.haproxy.binary if env.haproxy else "haproxy")

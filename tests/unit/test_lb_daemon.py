@@ -91,3 +91,23 @@ def test_runtime_commands_serve_first_then_leave_and_force_health_up():
         "set server be/s1 state maint",
         "set server be/s3 state drain",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (["--zk", "http://zk1/marathon"], "--zk"),
+        (["--resync-interval", "60"], "--resync-interval"),
+        (["--env", "nosuch"], "--env"),
+    ],
+)
+def test_lb_run_rejects_bad_input_before_starting_anything(args, where, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from deploykit.cli.lb_run_cmd import run
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(run, ["--metrics-addr", "", "--haproxy-config", str(tmp_path / "h.cfg"), *args])
+    assert result.exit_code == 2, result.output
+    assert where in result.output
+    assert not (tmp_path / "h.cfg").exists()
