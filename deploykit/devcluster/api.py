@@ -310,7 +310,9 @@ class MarathonApi:
         return json_response({"tasks": docs})
 
     async def list_deployments(self, request: web.Request) -> web.Response:
-        return json_response([self.deps.to_json(d) for d in self.deps.deployments.values()])
+        # Listed once the plan has started, which is after the PUT/POST answer was sent (at once by
+        # default; --deployment-start-delay widens that window to reproduce clients that poll too early).
+        return json_response([self.deps.to_json(d) for d in self.deps.deployments.values() if d.runner is not None])
 
     async def delete_deployment(self, request: web.Request) -> web.Response:
         dep = self.deps.rollback(request.match_info["id"], _flag(request, "force", False))

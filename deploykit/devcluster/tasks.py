@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -118,7 +119,9 @@ class PortAllocator:
     def __init__(self, low: int = 31000, high: int = 32000) -> None:
         self.low, self.high = low, high
         self.used: set[int] = set()
-        self._next = low
+        # A random start: several devclusters on one machine (parallel test suites) rarely pick the
+        # same port in the window between our bind check and the task's own bind.
+        self._next = random.randint(low, high)
 
     def allocate(self, count: int, fixed: list[int] | None = None) -> list[int]:
         ports: list[int] = []

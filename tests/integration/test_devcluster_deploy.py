@@ -117,3 +117,14 @@ def test_force_cancel_leaves_app_as_is(devcluster):
         assert requests.get(f"{url}/v2/apps/cancel", timeout=5).json()["app"]["healthChecks"][0]["path"] == "/missing"
     finally:
         reader.close()
+
+
+def test_deployment_listed_only_after_the_answer_but_locked_at_once(devcluster_factory):
+    dc = devcluster_factory(extra_args=["--deployment-start-delay", "1.5s"])
+    url = dc.marathon_url
+    r = requests.post(f"{url}/v2/apps", json=http_app("/late", 1, "/missing", grace=300), timeout=5)
+    dep_id = r.headers["Marathon-Deployment-Id"]
+    assert requests.get(f"{url}/v2/deployments", timeout=5).json() == []  # a client polling now sees nothing
+    assert requests.put(f"{url}/v2/apps/late", json={"instances": 2}, timeout=5).status_code == 409
+    wait_for(lambda: [d["id"] for d in requests.get(f"{url}/v2/deployments", timeout=5).json()] == [dep_id], 10,
+             "deployment listed")
