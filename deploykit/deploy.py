@@ -530,6 +530,16 @@ def _record_history(clients: Clients, env_name: str, app_id: str, report: dict |
             report.setdefault("errors", []).append(f"history not recorded: {exc}")
 
 
+def _body(desired: dict, current: dict | None, plan: planmod.Plan) -> dict:
+    """What to PUT. For a scale-only change the live label values are kept: Marathon restarts
+    every task when a label changes, and a scale must only start or stop the difference."""
+    if plan.kind != "scale" or current is None:
+        return desired
+    body = dict(desired)
+    body["labels"] = {**desired.get("labels", {}), **(current.get("labels") or {})}
+    return body
+
+
 def _unchanged(current: dict | None, run: Run, progress: ProgressFn) -> dict:
     """Nothing to PUT. A deployment still rolling toward this very definition is pointed out."""
     running = [d.get("id") for d in (current or {}).get("deployments") or [] if d.get("id")]
@@ -587,7 +597,8 @@ def _locked_deploy(
         }
     )
     outcome, dep_id, version = _put_and_watch(
-        marathon, prep.desired, prep.app_id, opts, timeout, run, progress, stop, lock, force=opts.force, phase="deploy"
+        marathon, _body(prep.desired, current, plan), prep.app_id, opts, timeout, run, progress, stop, lock,
+        force=opts.force, phase="deploy",
     )
     if outcome.ok:
         run.report["versions"]["to"] = version

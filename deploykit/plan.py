@@ -59,7 +59,8 @@ MARATHON_DEFAULTS: dict[str, Any] = {
 
 # Provenance labels: who deployed from which commit. A redeploy of an identical app by
 # someone else, or from a newer commit that changed nothing here, is still "no change".
-IGNORED_PATHS = frozenset({"labels.DEPLOYKIT_DEPLOYED_BY", "labels.DEPLOYKIT_GIT_SHA"})
+# The spec hash is derived from the rest: it changes exactly when something real does.
+IGNORED_PATHS = frozenset({"labels.DEPLOYKIT_DEPLOYED_BY", "labels.DEPLOYKIT_GIT_SHA", "labels.DEPLOYKIT_SPEC_HASH"})
 
 # Defaults Marathon fills in inside nested objects, per top-level field (RAML types).
 NESTED_DEFAULTS: dict[str, dict[str, Any]] = {

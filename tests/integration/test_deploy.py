@@ -227,6 +227,14 @@ def test_happy_path_v1_v2_no_change_and_rollback_of_rollback(dc, appdir):
     assert {v["config_hash"] for v in hist["versions"]} >= {p1.rsplit("/", 1)[1], p2.rsplit("/", 1)[1]}
     rc, st, _, _ = run_cli("status", str(v2), *common)
     assert rc == 0 and st["exists"] and st["instances"] == 2 and st["deployments"] == []
+
+    # scale only: no restart of the running tasks
+    v2x3 = write_app(appdir, "happy3", app_id, 10611, env={"GREETING": "v2"}, config={"greeting": "v2"}, instances=3)
+    before = {t["id"] for t in get_app(dc, app_id)["tasks"]}
+    rc, doc4, _, err = deploy(dc, v2x3)
+    assert rc == 0 and doc4["plan"]["kind"] == "scale", err
+    after = {t["id"] for t in get_app(dc, app_id)["tasks"]}
+    assert before < after and len(after) == 3
     remove_app(dc, app_id)
 
 
