@@ -1,8 +1,54 @@
 #!/usr/bin/env bash
-# Quick start: set up, then show the example app rendered for the local devcluster.
+# Quick start on one machine: set up, start the devcluster (Marathon + Consul stand-in),
+# deploy examples/hello through deploykit, start the HAProxy sync daemon, and send a
+# request through HAProxy to the app. Everything stays on 127.0.0.1 and under ./.deploykit/.
+# Stop it all with: bash scripts/quickstart.sh stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 DK=.venv/bin/deploykit
-$DK validate examples/hello/app.yaml --env local
-$DK render examples/hello/app.yaml --env local
+STATE=.deploykit
+LB_PID=$STATE/lb.pid
+
+stop() {
+  if [ -f "$LB_PID" ] && kill -0 "$(cat "$LB_PID")" 2>/dev/null; then
+    kill -TERM "$(cat "$LB_PID")" && echo "stopped deploykit lb run"
+  fi
+  rm -f "$LB_PID"
+  [ -x "$DK" ] && "$DK" local down || true
+}
+
+if [ "${1:-}" = "stop" ]; then
+  stop
+  exit 0
+fi
+
+bash scripts/setup.sh
+mkdir -p "$STATE"
+
+echo "==> 1/4 devcluster (Marathon API on :8080, Consul KV on :8500)"
+if ! "$DK" local status >/dev/null 2>&1; then
+  "$DK" local up --detach
+fi
+
+echo "==> 2/4 deploy examples/hello (validate, lock, config to Consul, Marathon, wait for healthy)"
+"$DK" deploy examples/hello/app.yaml --env local
+
+echo "==> 3/4 HAProxy sync daemon (HAProxy on 127.0.0.1:8000, metrics on :9090)"
+if ! { [ -f "$LB_PID" ] && kill -0 "$(cat "$LB_PID")" 2>/dev/null; }; then
+  setsid nohup "$DK" lb run --env local --stop-haproxy > "$STATE/lb.log" 2>&1 < /dev/null &
+  echo $! > "$LB_PID"
+fi
+
+echo "==> 4/4 request through HAProxy: curl -H 'Host: hello.local' http://127.0.0.1:8000/"
+for _ in $(seq 1 100); do
+  if out=$(curl -fsS -m 2 -H 'Host: hello.local' http://127.0.0.1:8000/ 2>/dev/null); then
+    echo "$out"
+    echo
+    echo "It works. Try: $DK local status | $DK status /examples/hello --env local | bash scripts/quickstart.sh stop"
+    exit 0
+  fi
+  sleep 0.2
+done
+echo "no answer through HAProxy after 20 s; daemon log: $STATE/lb.log" >&2
+tail -n 20 "$STATE/lb.log" >&2 || true
+exit 1
