@@ -59,7 +59,9 @@ APP_SPEC = ("object", {
     "container": _CONTAINER, "networks": ("array", ("object", {"mode": "string", "name": "string"})),
     "killSelection": "string", "acceptedResourceRoles": ("array", "string"), "role": "string",
     "unreachableStrategy": "any", "secrets": ("map", "any"), "taskKillGracePeriodSeconds": "integer",
+    "ipAddress": "any", "residency": "any", "executorResources": "any", "tty": "boolean",
 })
+KNOWN_FIELDS = set(APP_SPEC[1])
 
 _JS_NAMES = {"string": "jsstring", "number": "jsnumber", "integer": "jsnumber", "boolean": "jsboolean"}
 
@@ -231,7 +233,7 @@ def apply_defaults(app: dict) -> dict:
                  ("maxLaunchDelaySeconds", 300), ("requirePorts", False), ("killSelection", "YOUNGEST_FIRST")):
         if a.get(k) is None:
             a[k] = v
-    for k in ("constraints", "uris", "fetch", "storeUrls", "healthChecks", "readinessChecks", "dependencies"):
+    for k in ("constraints", "uris", "fetch", "healthChecks", "readinessChecks", "dependencies"):
         if a.get(k) is None:
             a[k] = []
     for k in ("env", "labels", "secrets"):
@@ -297,7 +299,7 @@ def parse_app(doc: Any, *, path_id: str | None = None, base: dict | None = None)
     if not isinstance(doc, dict):
         raise invalid_json([{"path": "/", "errors": ["error.expected.jsobject"]}])
     check_types(doc)
-    body = {k: v for k, v in doc.items() if k not in RESPONSE_ONLY}
+    body = {k: v for k, v in doc.items() if k in KNOWN_FIELDS}  # unknown fields are dropped, as RAML readers do
     if base is not None:
         merged = {k: v for k, v in base.items() if k not in RESPONSE_ONLY}
         if "cmd" in body:
