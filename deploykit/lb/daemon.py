@@ -419,7 +419,7 @@ class Daemon:
         if self.live is not None:
             self.metrics.servers.set(self.live.server_count)
             self.metrics.backends.set(len(self.live.backends))
-        self.metrics.stream_connected.set(1 if self.source.stream_url else 0)
+        self.metrics.stream_connected.set(1 if self.source.stream_connected else 0)
         zk = self.source.leader.zk_connected
         if zk is not None:
             self.metrics.zk_connected.set(1 if zk else 0)

@@ -36,6 +36,9 @@ EVENT_TYPES = (
 )
 
 
+_NEVER = object()
+
+
 @dataclass(frozen=True)
 class LeaderChanged:
     """Queue item: ZooKeeper names a new Marathon leader ("host:port", or None while there is none)."""
@@ -178,6 +181,7 @@ class MarathonSource:
         self.event_types = tuple(event_types)
         self._stream: EventStream | None = None
         self._thread: threading.Thread | None = None
+        self._connected_error: object = _NEVER
         self._lock = threading.Lock()
 
     @property
@@ -203,7 +207,27 @@ class MarathonSource:
                 heartbeat_interval=self.heartbeat_interval,
             )
             self._stream = stream
-            self._thread, _ = stream.start_thread(self.sink)
+            self._connected_error: object = _NEVER
+            self._thread = threading.Thread(target=self._pump, args=(stream,), name="marathon-events", daemon=True)
+            self._thread.start()
+
+    def _pump(self, stream: EventStream) -> None:
+        """Reader thread: forward markers and events; remember the stream's error text at each connect."""
+        for item in stream:
+            if isinstance(item, Connected) and stream is self._stream:
+                self._connected_error = stream.last_error
+            self.sink.put(item)
+
+    @property
+    def stream_connected(self) -> bool:
+        """True while the stream opened last is up: connected, and no error recorded since.
+
+        EventStream records every loss in `last_error` (a new string each time) and announces
+        every (re)connect with a marker, so "the error now is the one seen at the last connect"
+        means no loss since.
+        """
+        stream = self._stream
+        return stream is not None and self._connected_error is not _NEVER and stream.last_error is self._connected_error
 
     def stop(self) -> None:
         with self._lock:

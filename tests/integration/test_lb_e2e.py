@@ -520,3 +520,26 @@ def test_quick_start_paths_from_the_env_file(dc, lb_factory):
     b = settled(base, "/qs/b", 1)
     wait_for(lambda: lb.routed("qsb.test") == set(b), 20, "new app routed after a reload")
     assert lb.reloads() == before + 1
+
+
+def test_marathon_down_keeps_last_config_then_resyncs(dc, lb_factory):
+    base = dc.marathon_url
+    put_app(base, web_app("/md/a", "mda.test", 2))
+    settled(base, "/md/a", 2)
+    lb = lb_factory([base])
+    wait_for(lambda: len(lb.routed("mda.test")) == 2, 20, "routed")
+    assert lb.metric("deploykit_lb_event_stream_connected") == 1
+    servers = lb.metric("deploykit_lb_servers")
+    config = lb.config.read_text()
+
+    dc.stop()  # Marathon gone (its tasks too)
+    wait_for(lambda: lb.metric("deploykit_lb_event_stream_connected") == 0, 15, "stream seen down")
+    time.sleep(2)
+    assert lb.metric("deploykit_lb_servers") == servers  # nothing removed on a failed sync
+    assert lb.config.read_text() == config
+    assert lb.healthz()[1]["last_error"]
+
+    dc.start()  # state is back; tasks are relaunched on new ports
+    now = settled(base, "/md/a", 2)
+    wait_for(lambda: lb.metric("deploykit_lb_event_stream_connected") == 1, 20, "stream back")
+    wait_for(lambda: lb.routed("mda.test") == set(now), 20, "resynced onto the relaunched tasks")
