@@ -851,9 +851,13 @@ def _gc(clients: Clients, prep: Prepared, lock: Any, run: Run) -> None:
         return
     try:
         lock.check()
+        keep = prep.environment.consul.keep_versions
+        if len(clients.consul.list_config_versions(prep.app_prefix)) <= keep:
+            run.report["config"]["gc_deleted"] = []
+            return  # nothing could go: skip asking Marathon about every version
         referenced = referenced_config_hashes(clients.marathon, prep.app_id)
         referenced.add(prep.config_hash)
-        deleted = clients.consul.gc_config(prep.app_prefix, prep.environment.consul.keep_versions, referenced)
+        deleted = clients.consul.gc_config(prep.app_prefix, keep, referenced)
         run.report["config"]["gc_deleted"] = list(deleted or [])
     except DeployKitError as exc:
         run.report["errors"].append(f"config GC skipped: {exc}")
