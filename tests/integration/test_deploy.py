@@ -606,3 +606,43 @@ def test_rollback_on_interrupt_for_ci_aborts(dc, appdir):
     wait_until(lambda: deployments_of(dc, app_id) == [], 5, "no deployment left")
     assert all("greeting=hello" in a for a in task_answers(dc, app_id))
     remove_app(dc, app_id)
+
+
+def test_409_from_a_deployment_started_meanwhile_names_it_with_its_age(dc, appdir):
+    """Someone starts a deployment between our checks and our PUT: Marathon's 409 is reported, exit 3."""
+    from deploykit.clients.locks import ConsulDeployLock, Holder
+    from deploykit.clients.marathon import MarathonClient
+    from deploykit.deploy import Clients, DeployLocked, DeployOptions
+    from deploykit.deploy import deploy as run_deploy
+
+    app_id = "/it/race"
+    good = write_app(appdir, "race-good", app_id, 10627)
+    v2 = write_app(appdir, "race-v2", app_id, 10627, env={"GREETING": "v2"})
+    assert deploy(dc, good)[0] == 0
+    theirs = {k: v for k, v in get_app(dc, app_id).items() if k not in (
+        "version", "versionInfo", "tasks", "deployments", "tasksRunning", "tasksHealthy", "tasksStaged",
+        "tasksUnhealthy", "lastTaskFailure")}
+    theirs["env"] = {**theirs["env"], "HELLO_FAIL_HEALTH": "1"}
+    theirs["healthChecks"][0]["gracePeriodSeconds"] = 60  # stays deploying
+    started = []
+
+    def progress(phase: str, info: dict) -> None:
+        if phase == "deploy" and not started:
+            r = requests.put(f"{dc.marathon_url}/v2/apps{app_id}", json=theirs, timeout=5)
+            started.append(r.json()["deploymentId"])
+
+    consul = ConsulClient(dc.consul_url)
+    marathon = MarathonClient([dc.marathon_url])
+    clients = Clients(marathon=marathon, consul=consul, lock_factory=lambda a: ConsulDeployLock(
+        consul, "deploykit/locks", "local", a, Holder.current()))
+    try:
+        with pytest.raises(DeployLocked) as ei:
+            run_deploy(DeployOptions(app_path=str(v2), env_name="local", env_dir=str(dc.env_dir)), clients=clients,
+                       progress=progress)
+    finally:
+        marathon.close()
+        consul.close()
+    doc = ei.value.to_dict()
+    assert ei.value.exit_code == 3 and started[0] in doc["message"] and "started " in doc["message"]
+    assert "--force" in doc["message"] and doc["result"] == "locked"
+    remove_app(dc, app_id)
