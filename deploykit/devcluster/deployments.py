@@ -32,6 +32,7 @@ class Deployment:
     target: dict[str, dict | None]
     current_step: int = 0
     runner: asyncio.Task | None = None
+    suspended: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -169,7 +170,8 @@ class DeploymentManager:
             log.exception("deployment %s failed", dep.id)
             self.bus.publish("deployment_failed", id=dep.id, plan=dep.plan_json(), reason=str(exc))
         finally:
-            self._release(dep)
+            if not dep.suspended:
+                self._release(dep)
 
     def _release(self, dep: Deployment) -> None:
         self.deployments.pop(dep.id, None)
@@ -251,6 +253,23 @@ class DeploymentManager:
             return None
         revert = {app_id: orig for app_id, orig in dep.original.items()}
         return self.deploy(revert, force=True)
+
+    async def suspend(self) -> None:
+        """Leadership suspended: stop driving deployments but remember them (resumed from step 1)."""
+        runners = []
+        for dep in self.deployments.values():
+            dep.suspended = True
+            if dep.runner is not None:
+                dep.runner.cancel()
+                runners.append(dep.runner)
+                dep.runner = None
+        if runners:
+            await asyncio.wait(runners, timeout=5)
+
+    def resume(self) -> None:
+        for dep in self.deployments.values():
+            dep.suspended = False
+            self._launch_runner(dep)
 
     async def stop_all(self) -> None:
         for dep in list(self.deployments.values()):

@@ -41,10 +41,15 @@ def _seq(name: str) -> int:
 
 
 class LeaderLatch:
-    """A Curator-compatible LeaderLatch participant; `on_change(is_leader)` runs on the loop."""
+    """A Curator-compatible LeaderLatch participant.
+
+    `on_change(is_leader, reason)` runs on the loop after every look at the latch (reason "check"),
+    when the ZooKeeper session is lost ("lost") and on abdication ("abdicate"); the node decides
+    what a change means (a lost session suspends, another leader stops our tasks).
+    """
 
     def __init__(self, zk_url: str, ident: str, loop: asyncio.AbstractEventLoop,
-                 on_change: Callable[[bool], None], session_timeout: float = 10.0) -> None:
+                 on_change: Callable[[bool, str], None], session_timeout: float = 10.0) -> None:
         hosts, root = parse_zk_url(zk_url)
         self.latch_path = f"{root}/leader{LATCH_SUFFIX}"
         self.ident = ident
@@ -92,15 +97,15 @@ class LeaderLatch:
         with self._lock:
             self.leader_ident = leader_ident
             mine = bool(ordered) and ordered[0] == self._node
-        self._set_leader(mine)
+        self._set_leader(mine, "check")
 
     def _on_watch(self, _event) -> None:
         self.client.handler.spawn(self._check)
 
-    def _set_leader(self, value: bool) -> None:
-        if value != self.is_leader:
-            self.is_leader = value
-            self.loop.call_soon_threadsafe(self.on_change, value)
+    def _set_leader(self, value: bool, reason: str) -> None:
+        self.is_leader = value
+        if not self._closed:
+            self.loop.call_soon_threadsafe(self.on_change, value, reason)
 
     def _state_listener(self, state: str) -> None:
         if state == KazooState.LOST:
@@ -108,7 +113,7 @@ class LeaderLatch:
             with self._lock:
                 self._node = None
                 self._lost = True
-            self._set_leader(False)
+            self._set_leader(False, "lost")
         elif state == KazooState.SUSPENDED:
             log.warning("ZooKeeper connection suspended")
         elif state == KazooState.CONNECTED and not self._closed:
@@ -127,7 +132,7 @@ class LeaderLatch:
         """Leave the latch and join again at the end of the line (DELETE /v2/leader)."""
         with self._lock:
             node, self._node = self._node, None
-        self._set_leader(False)
+        self._set_leader(False, "abdicate")
         if node:
             with contextlib.suppress(NoNodeError):
                 self.client.delete(f"{self.latch_path}/{node}")

@@ -104,6 +104,7 @@ class Scheduler:
         self.session: aiohttp.ClientSession | None = None
         self._loop_task: asyncio.Task | None = None
         self._reaper: asyncio.subprocess.Process | None = None
+        self.paused = False  # leadership suspended: watch tasks, change nothing
         self._finished_sandboxes: collections.deque[Path] = collections.deque()
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -116,8 +117,16 @@ class Scheduler:
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, force_close=True))
         self._loop_task = asyncio.create_task(self._reconcile_loop())
 
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self.changed.notify()
+
     async def stop(self) -> None:
         """Kill every task (graceful, in parallel) and stop the loops."""
+        self.paused = False
         if self._loop_task:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -148,7 +157,7 @@ class Scheduler:
     # --- reconcile ---------------------------------------------------------------------------------
     async def _reconcile_loop(self) -> None:
         while True:
-            for rt in self.all_runtimes():
+            for rt in [] if self.paused else self.all_runtimes():
                 try:
                     self.reconcile(rt)
                 except Exception:  # keep the loop alive whatever one app does
@@ -157,6 +166,8 @@ class Scheduler:
 
     def reconcile(self, rt: AppRuntime) -> None:
         """Launch or kill tasks so the app matches its targets."""
+        if self.paused:
+            return
         if rt.deleted:
             for t in rt.alive():
                 self.kill(rt, t, "delete")
@@ -283,7 +294,7 @@ class Scheduler:
 
     def kill(self, rt: AppRuntime, task: Task, reason: str) -> None:
         """Kill a task (SIGTERM, then SIGKILL after its grace period); the reconciler may replace it."""
-        if task.killing or task.state not in ("TASK_STAGING", "TASK_RUNNING"):
+        if task.killing or task.state not in ("TASK_STAGING", "TASK_RUNNING") or self.paused:
             return
         task.killing = True
         task.kill_reason = reason

@@ -54,6 +54,7 @@ class DevclusterNode:
         self.cfg = cfg
         self.ident = f"{cfg.hostname}:{cfg.marathon_port}"
         self.is_leader = False
+        self.role = "standby"  # leader | suspended | standby
         self.bus = EventBus(cfg.event_max_outstanding)
         self.clock = VersionClock()
         self.store = AppStore(cfg.state_dir)
@@ -118,7 +119,7 @@ class DevclusterNode:
                                          session_timeout=self.cfg.zk_session_timeout)
                 await asyncio.to_thread(self.latch.start)
             else:
-                await self._transition(True)
+                await self._transition(True, "no-zk")
             await stop.wait()
         finally:
             await self.shutdown()
@@ -128,25 +129,64 @@ class DevclusterNode:
 
         return create_app(self.cfg.state_dir / "consul", **(self.cfg.consul_options or {}))
 
-    def _on_leader_change(self, is_leader: bool) -> None:
-        task = asyncio.create_task(self._transition(is_leader))
+    def _on_leader_change(self, is_leader: bool, reason: str) -> None:
+        task = asyncio.create_task(self._transition(is_leader, reason))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _transition(self, leader: bool) -> None:
+    async def _transition(self, leader: bool, reason: str = "check") -> None:
+        """leader / suspended / standby.
+
+        A lost ZooKeeper session only *suspends* a leader: its tasks keep running (as they would on
+        Mesos agents) and are adopted again if it is re-elected; if another node leads instead, they
+        are stopped. Abdication and shutdown stop the tasks at once.
+        """
         async with self._transition_lock:
-            if leader and not self.is_leader:
-                log.info("elected as Marathon leader (%s)", self.ident)
-                await self.sched.start()
-                for app_id, doc in self.store.load_all().items():
-                    self.sched.apps[app_id] = AppRuntime(doc["current"], doc["versions"])
+            if leader and reason != "shutdown":
+                if self.role == "suspended":
+                    log.warning("re-elected as Marathon leader (%s); adopting the running tasks", self.ident)
+                    self._merge_store()
+                    self.sched.resume()
+                    self.deps.resume()
+                elif self.role == "standby":
+                    log.info("elected as Marathon leader (%s)", self.ident)
+                    await self.sched.start()
+                    for app_id, doc in self.store.load_all().items():
+                        self.sched.apps[app_id] = AppRuntime(doc["current"], doc["versions"])
+                    self.sched.changed.notify()
+                self.role = "leader"
                 self.is_leader = True
-                self.sched.changed.notify()
-            elif not leader and self.is_leader:
-                log.warning("no longer the Marathon leader (%s); stopping tasks", self.ident)
+                return
+            if self.role == "leader" and reason == "lost":
+                log.warning("ZooKeeper session lost: suspended (tasks keep running until another node leads)")
                 self.is_leader = False
+                self.role = "suspended"
+                self.sched.pause()
+                await self.deps.suspend()
+                return
+            other = self.current_leader()
+            stop = self.role == "leader" or (
+                self.role == "suspended" and (reason in ("shutdown", "abdicate") or (other and other != self.ident)))
+            if stop:
+                log.warning("no longer the Marathon leader (%s, %s); stopping tasks", self.ident, reason)
+                self.is_leader = False
+                self.role = "standby"
                 await self.deps.stop_all()
                 await self.sched.stop()
+
+    def _merge_store(self) -> None:
+        """After a suspension: take the stored apps (another leader may have changed them)."""
+        stored = self.store.load_all()
+        for app_id, doc in stored.items():
+            rt = self.sched.apps.get(app_id)
+            if rt is None:
+                self.sched.apps[app_id] = AppRuntime(doc["current"], doc["versions"])
+            else:
+                rt.app, rt.versions = doc["current"], doc["versions"]
+        for app_id in [a for a in self.sched.apps if a not in stored]:
+            rt = self.sched.apps.pop(app_id)
+            rt.deleted = True
+            self.sched.zombies[app_id] = rt
 
     async def abdicate(self) -> None:
         if self.latch is not None:
@@ -155,7 +195,7 @@ class DevclusterNode:
     async def shutdown(self) -> None:
         if self.latch is not None:
             await asyncio.to_thread(self.latch.stop)
-        await self._transition(False)
+        await self._transition(False, "shutdown")
         self.bus.close_all()
         for runner in self._runners:
             with contextlib.suppress(Exception):

@@ -101,3 +101,60 @@ def test_apps_and_versions_survive_down_and_up(devcluster):
     assert after["version"] == before["version"] and after["labels"] == {"x": "1"}
     assert devcluster.get("/v2/apps/keep/versions") == versions
     assert not {t["id"] for t in before["tasks"]} & {t["id"] for t in after["tasks"]}
+
+
+def _task_ids(dc) -> set[str]:
+    return {t["id"] for t in dc.get("/v2/apps/gc")["app"]["tasks"]}
+
+
+def _pause(dc, seconds: float) -> None:
+    """SIGSTOP the server longer than its ZooKeeper session (a long GC pause); its tasks keep running."""
+    import os
+    import signal
+    import time
+
+    os.kill(dc.proc.pid, signal.SIGSTOP)
+    time.sleep(seconds)
+    os.kill(dc.proc.pid, signal.SIGCONT)
+
+
+def test_lost_session_suspends_and_the_reelected_leader_adopts_its_tasks(devcluster_factory, zk_url):
+    dc = devcluster_factory(zk=zk_url, consul=False, extra_args=["--zk-session-timeout", "2s"])
+    dc.wait_leader()
+    requests.post(f"{dc.marathon_url}/v2/apps", json=http_app("/gc", 2), timeout=5)
+    wait_for(lambda: dc.get("/v2/apps/gc")["app"]["tasksHealthy"] == 2, 20, "healthy")
+    before = _task_ids(dc)
+    _pause(dc, 5)
+    wait_for(lambda: "ZooKeeper session lost" in dc.log_path.read_text(), 20, "session loss seen")
+    dc.wait_leader(timeout=20)
+    wait_for(lambda: dc.get("/v2/apps/gc")["app"]["tasksHealthy"] == 2, 20, "healthy again")
+    assert _task_ids(dc) == before  # the same processes, adopted
+
+
+def test_suspended_leader_stops_its_tasks_when_another_node_leads(devcluster_factory, zk_url, tmp_path):
+    shared = tmp_path / "shared-state"
+    extra = ["--zk-session-timeout", "2s"]
+    a = devcluster_factory(zk=zk_url, state_dir=shared, consul=False, extra_args=extra)
+    a.wait_leader()
+    b = devcluster_factory(zk=zk_url, state_dir=shared, consul=False, extra_args=extra)
+    requests.post(f"{a.marathon_url}/v2/apps", json=http_app("/gc", 2), timeout=5)
+    wait_for(lambda: a.get("/v2/apps/gc")["app"]["tasksHealthy"] == 2, 20, "healthy on a")
+    a_groups = [int(f.read_text()) for f in a.run_dir.glob("*.pgid")]
+    assert len(a_groups) == 2
+    _pause(a, 5)
+    b.wait_leader(timeout=20)
+    wait_for(lambda: b.get("/v2/apps/gc")["app"]["tasksHealthy"] == 2, 20, "healthy on b")
+
+    def a_tasks_gone() -> bool:
+        import os
+
+        for g in a_groups:
+            try:
+                os.killpg(g, 0)
+                return False
+            except ProcessLookupError:
+                pass
+        return True
+
+    wait_for(a_tasks_gone, 20, "a's tasks stopped")
+    assert a.get("/v2/leader") == {"leader": b.ident}
