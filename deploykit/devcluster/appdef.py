@@ -209,8 +209,6 @@ def semantic_problems(app: dict) -> dict[str, list[str]]:
         for key in ("gracePeriodSeconds", "intervalSeconds", "timeoutSeconds", "maxConsecutiveFailures"):
             if hc[key] < 0:
                 add(f"{base}/{key}", f"got {hc[key]}, expected 0 or more")
-        if hc["timeoutSeconds"] >= hc["intervalSeconds"] > 0:
-            add(base, "Health check timeout must be smaller than interval")
     for i, rc in enumerate(app["readinessChecks"]):
         if rc["portName"] not in names:
             add(f"/readinessChecks({i})/portName", f"No port definition reference for portName {rc['portName']}")
