@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kazoo").setLevel(logging.WARNING)
     low, high = (int(x) for x in args.task_port_range.split("-"))
     cfg = Config(
-        marathon_port=args.marathon_port, consul_port=args.consul_port or None, state_dir=args.state_dir,
+        marathon_port=args.marathon_port, consul_port=args.consul_port or None, state_dir=args.state_dir.resolve(),
         zk=args.zk, zk_session_timeout=args.zk_session_timeout, hostname=args.hostname, bind=args.bind,
         event_heartbeat=args.event_heartbeat, event_max_outstanding=args.event_stream_max_outstanding,
         port_range=(low, high), max_body=args.max_body,

@@ -21,15 +21,15 @@ DEPLOYKIT = [sys.executable, "-m", "deploykit.cli"] if not (Path(sys.executable)
     else [str(Path(sys.executable).parent / "deploykit")]
 
 
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([*DEPLOYKIT, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+def run(*args: str, timeout: float = 60, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([*DEPLOYKIT, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def test_local_up_status_down(tmp_path):
     state = tmp_path / "state"
     mport, cport = free_port(), free_port()
     up = run("local", "up", "--detach", "--marathon-port", str(mport), "--consul-port", str(cport),
-             "--state-dir", str(state), "--output", "json")
+             "--state-dir", "state", "--output", "json", cwd=tmp_path)  # relative, as the default is
     try:
         assert up.returncode == 0, up.stderr
         info = json.loads(up.stdout)
@@ -37,7 +37,8 @@ def test_local_up_status_down(tmp_path):
         again = run("local", "up", "--detach", "--marathon-port", str(mport), "--state-dir", str(state))
         assert again.returncode == 3 and "already runs" in again.stderr
         req = urllib.request.Request(f"http://127.0.0.1:{mport}/v2/apps", method="POST",
-                                     data=json.dumps({"id": "/s", "cmd": "sleep 60", "instances": 2}).encode(),
+                                     data=json.dumps({"id": "/s", "cmd": "echo $MESOS_SANDBOX > sb; exec sleep 60",
+                                                      "instances": 2}).encode(),
                                      headers={"Content-Type": "application/json"})
         urllib.request.urlopen(req, timeout=5).close()
 
@@ -48,6 +49,9 @@ def test_local_up_status_down(tmp_path):
         wait_until(two_running, 20, "two tasks")
         text = run("local", "status", "--state-dir", str(state))
         assert text.returncode == 0 and "/s" in text.stdout and "running" in text.stdout
+        wait_until(lambda: len(list(state.glob("marathon/sandboxes/*/sb"))) == 2, 10, "sandboxes")
+        for sb in state.glob("marathon/sandboxes/*/sb"):
+            assert sb.read_text().strip() == str(sb.parent)  # MESOS_SANDBOX is absolute
     finally:
         down = run("local", "down", "--state-dir", str(state), "--output", "json")
     assert down.returncode == 0 and json.loads(down.stdout)["stopped"] is True
