@@ -332,6 +332,26 @@ class MarathonApi:
                               "since": rt.app["version"], "app": self.app_json(rt, set())})
         return json_response({"queue": items})
 
+    async def groups(self, request: web.Request) -> web.Response:
+        """GET /v2/groups[/{id}]: the group tree implied by app ids (groups are not managed separately)."""
+        gid = appdef.normalize_id(request.match_info.get("id", "/")) if request.match_info.get("id") else "/"
+        embed = self._embeds(request, "group.apps.")
+        rts = [r for r in self.sched.apps.values() if gid == "/" or r.id.startswith(gid + "/")]
+        if gid != "/" and not rts:
+            raise ApiError(404, f"Group '{gid}' does not exist")
+
+        def build(path: str) -> dict:
+            depth = 0 if path == "/" else path.count("/")
+            children = sorted({"/" + "/".join(r.id.strip("/").split("/")[: depth + 1]) for r in rts
+                               if r.id.startswith(path.rstrip("/") + "/") and r.id.count("/") > depth + 1})
+            apps = [self.app_json(r, embed) for r in sorted(rts, key=lambda r: r.id)
+                    if r.id.rsplit("/", 1)[0] == ("" if path == "/" else path)]
+            versions = [a["version"] for a in apps]
+            return {"id": path, "apps": apps, "groups": [build(c) for c in children], "pods": [],
+                    "dependencies": [], "version": max(versions, default=None)}
+
+        return json_response(build(gid))
+
     async def events(self, request: web.Request) -> web.StreamResponse:
         return await stream_events(request, self.bus, self.heartbeat)
 
@@ -399,6 +419,8 @@ class MarathonApi:
             web.get("/v2/deployments", self.list_deployments),
             web.delete("/v2/deployments/{id}", self.delete_deployment),
             web.get("/v2/queue", self.queue),
+            web.get("/v2/groups", self.groups),
+            web.get("/v2/groups/{id:.+}", self.groups),
         ]
 
 

@@ -413,7 +413,7 @@ class Scheduler:
         tasks = list(rt.tasks.values())
         return {
             "tasksStaged": sum(t.state == "TASK_STAGING" for t in tasks),
-            "tasksRunning": sum(t.state == "TASK_RUNNING" for t in tasks),
+            "tasksRunning": sum(t.state == "TASK_RUNNING" and not t.killing for t in tasks),
             "tasksHealthy": sum(bool(t.health) and t.healthy for t in tasks),
             "tasksUnhealthy": sum(t.state == "TASK_RUNNING" and any(h.checked and not h.alive for h in t.health)
                                   for t in tasks),

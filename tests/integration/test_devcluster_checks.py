@@ -95,5 +95,11 @@ def test_put_of_several_apps_is_one_deployment(devcluster):
         assert [a["app"] for a in ok["plan"]["steps"][0]["actions"]] == ["/m/a", "/m/b"]
         group = requests.get(f"{url}/v2/apps/m/*", timeout=5).json()["*"]
         assert sorted(a["id"] for a in group) == ["/m/a", "/m/b"]
+        root = requests.get(f"{url}/v2/groups", timeout=5).json()
+        assert root["id"] == "/" and root["apps"] == [] and [g["id"] for g in root["groups"]] == ["/m"]
+        m = requests.get(f"{url}/v2/groups/m", timeout=5).json()
+        assert [a["id"] for a in m["apps"]] == ["/m/a", "/m/b"] and m["groups"] == []
+        r404 = requests.get(f"{url}/v2/groups/nope", timeout=5)
+        assert (r404.status_code, r404.json()) == (404, {"message": "Group '/nope' does not exist"})
     finally:
         reader.close()
