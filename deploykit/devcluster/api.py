@@ -35,12 +35,17 @@ def json_response(doc: Any, status: int = 200, headers: dict | None = None) -> w
     return web.Response(status=status, text=json.dumps(doc), content_type="application/json", headers=headers)
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"Non-standard token '{name}': not valid JSON")
+
+
 async def read_json(request: web.Request) -> Any:
+    """Parse a body as strictly as Jackson: no NaN/Infinity; absurd nesting is a parse error, not a 500."""
     raw = await request.read()
     try:
-        return json.loads(raw or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "Invalid JSON", details=str(exc)) from exc
+        return json.loads(raw or b"", parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(400, "Invalid JSON", details=str(exc)[:500]) from exc
 
 
 def _label_selector(expr: str):

@@ -38,6 +38,9 @@ def test_bad_requests_get_marathon_errors_and_server_keeps_serving(devcluster):
     assert r.status_code == 422 and r.json()["message"] == "Invalid JSON"
     paths = {d["path"]: d["errors"] for d in r.json()["details"]}
     assert paths == {"/id": ["error.expected.jsstring"], "/instances": ["error.expected.jsnumber"]}
+    for body in (b'{"id": "/x", "cmd": "x", "cpus": NaN}', b"[" * 100_000, b"\xff\xfe{}"):
+        r = requests.post(f"{url}/v2/apps", data=body, timeout=5, headers={"Content-Type": "application/json"})
+        assert (r.status_code, r.json()["message"]) == (400, "Invalid JSON")
     r = requests.post(f"{url}/v2/apps", json=["not", "an", "object"], timeout=5)
     assert r.status_code == 422
     r = requests.post(f"{url}/v2/apps", data=b"x" * (2 * 1024 * 1024), timeout=10)
