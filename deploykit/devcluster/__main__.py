@@ -10,15 +10,7 @@ import sys
 from pathlib import Path
 
 from deploykit.devcluster.server import Config, DevclusterNode
-
-
-def _duration(text: str) -> float:
-    """`10`, `10s`, `500ms`, `1m` -> seconds."""
-    t = text.strip().lower()
-    for suffix, mult in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
-        if t.endswith(suffix):
-            return float(t[: -len(suffix)]) * mult
-    return float(t)
+from deploykit.devcluster.util import parse_duration
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,15 +20,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--consul-port", type=int, default=8500, help="0 = do not serve the Consul API")
     p.add_argument("--state-dir", type=Path, default=Path(".deploykit/devcluster"))
     p.add_argument("--zk", default=None, help="zk://host:port/marathon: take part in leader election")
-    p.add_argument("--zk-session-timeout", type=_duration, default=10.0, help="ZooKeeper session timeout (10s)")
+    p.add_argument("--zk-session-timeout", type=parse_duration, default=10.0, help="ZooKeeper session timeout (10s)")
     p.add_argument("--hostname", default="127.0.0.1", help="advertised host (leader address, X-Marathon-Leader)")
     p.add_argument("--bind", default="127.0.0.1")
-    p.add_argument("--event-heartbeat", type=_duration, default=10.0, help="SSE heartbeat interval (10s)")
+    p.add_argument("--event-heartbeat", type=parse_duration, default=10.0, help="SSE heartbeat interval (10s)")
     p.add_argument("--event-stream-max-outstanding", type=int, default=1000,
                    help="queued events after which a slow SSE consumer is disconnected")
     p.add_argument("--task-port-range", default="31000-32000", help="host ports for tasks, LOW-HIGH")
     p.add_argument("--max-body", type=int, default=1024 * 1024, help="largest request body in bytes")
-    p.add_argument("--deployment-start-delay", type=_duration, default=0.0,
+    p.add_argument("--deployment-start-delay", type=parse_duration, default=0.0,
                    help="delay before a deployment's first step (to reproduce client races)")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--log-file", type=Path, default=None, help="also log to this file")

@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploykit.errors import LockedError, RemoteError, UnreachableError
+from deploykit.errors import LockedError, Problem, RemoteError, UnreachableError, ValidationError
 
 RUNTIME_FILE = "devcluster.json"
 LOG_FILE = "devcluster.log"
@@ -33,6 +33,35 @@ class UpOptions:
     zk: str | None = None
     hostname: str = "127.0.0.1"
     event_heartbeat: str = "10s"
+
+    def problems(self) -> list[Problem]:
+        """Everything wrong with the options, found before anything starts."""
+        from deploykit.devcluster.util import parse_duration, parse_zk_url
+
+        out: list[Problem] = []
+        ports = {"--marathon-port": self.marathon_port, "--consul-port": self.consul_port}
+        for flag, port in ports.items():
+            if flag == "--consul-port" and port == 0:
+                continue
+            if not 0 < port < 65536:
+                out.append(Problem(None, flag, f"{port} is not a TCP port", hint="use 1-65535"))
+            elif not _port_free("127.0.0.1", port):
+                out.append(Problem(None, flag, f"port {port} is already in use on 127.0.0.1",
+                                   hint=f"pick another one, e.g. {flag} {port + 10}"))
+        if self.consul_port and self.consul_port == self.marathon_port:
+            out.append(Problem(None, "--consul-port", "the Consul port must differ from the Marathon port"))
+        if self.zk:
+            try:
+                parse_zk_url(self.zk)
+            except ValueError as exc:
+                out.append(Problem(None, "--zk", str(exc), hint="e.g. --zk zk://127.0.0.1:2181/marathon"))
+        try:
+            if parse_duration(self.event_heartbeat) <= 0:
+                raise ValueError
+        except ValueError:
+            out.append(Problem(None, "--event-heartbeat", f"{self.event_heartbeat!r} is not a positive duration",
+                               hint="e.g. 10s or 500ms"))
+        return out
 
     def argv(self) -> list[str]:
         argv = ["--marathon-port", str(self.marathon_port), "--consul-port", str(self.consul_port),
@@ -66,10 +95,14 @@ def _record(opts: UpOptions, pid: int) -> dict:
 
 
 def _refuse_if_running(opts: UpOptions) -> None:
+    """Also validates the options: nothing is started with a bad port, URL or duration (exit 2)."""
     running = runtime_info(opts.state_dir)
     if running:
         raise LockedError(f"a devcluster already runs for {opts.state_dir} (pid {running['pid']}, "
                           f"{running['marathon_url']}); stop it with `deploykit local down`")
+    problems = opts.problems()
+    if problems:
+        raise ValidationError(problems)
 
 
 def up_detached(opts: UpOptions, timeout: float = 30.0) -> dict:
@@ -140,6 +173,17 @@ def _get(url: str) -> dict:
         raise RemoteError(f"{url} answered {exc.code}", status=exc.code, body=body) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise UnreachableError(f"cannot reach the devcluster at {url}: {exc} (is it up? `deploykit local up`)") from exc
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _ping(url: str) -> bool:

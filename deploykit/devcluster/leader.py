@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import urllib.parse
 import uuid
 from collections.abc import Callable
 
@@ -23,17 +22,11 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
+from deploykit.devcluster.util import parse_zk_url
+
 log = logging.getLogger(__name__)
 
 LATCH_SUFFIX = "-curator"
-
-
-def parse_zk_url(url: str) -> tuple[str, str]:
-    """`zk://h1:2181,h2:2181/marathon` -> ("h1:2181,h2:2181", "/marathon")."""
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme != "zk" or not parsed.netloc:
-        raise ValueError(f"not a zk:// URL: {url!r} (expected zk://host:port[,host:port]/path)")
-    return parsed.netloc, (parsed.path.rstrip("/") or "/marathon")
 
 
 def _seq(name: str) -> int:

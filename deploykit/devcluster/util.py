@@ -32,6 +32,25 @@ class VersionClock:
         return iso_ms(ms / 1000)
 
 
+def parse_zk_url(url: str) -> tuple[str, str]:
+    """`zk://h1:2181,h2:2181/marathon` -> ("h1:2181,h2:2181", "/marathon")."""
+    import urllib.parse
+
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme != "zk" or not parsed.netloc:
+        raise ValueError(f"not a zk:// URL: {url!r} (expected zk://host:port[,host:port]/path)")
+    return parsed.netloc, (parsed.path.rstrip("/") or "/marathon")
+
+
+def parse_duration(text: str) -> float:
+    """`10`, `10s`, `500ms`, `1m` -> seconds."""
+    t = text.strip().lower()
+    for suffix, mult in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if t.endswith(suffix):
+            return float(t[: -len(suffix)]) * mult
+    return float(t)
+
+
 def new_uuid() -> str:
     return str(uuid.uuid4())
 

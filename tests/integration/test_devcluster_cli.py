@@ -87,3 +87,18 @@ def test_quickstart_deploys_examples_hello_and_it_answers(devcluster):
     port = app["tasks"][0]["ports"][0]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
         assert resp.status == 200 and b"hello" in resp.read()
+
+
+def test_local_up_rejects_bad_options_before_starting_anything(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = run("local", "up", "--detach", "--marathon-port", str(port), "--consul-port", "0", "--zk", "zk:/x",
+                  "--state-dir", str(tmp_path / "s"), "--output", "json")
+    assert res.returncode == 2
+    paths = {p["path"] for p in json.loads(res.stdout)["problems"]}
+    assert paths == {"--marathon-port", "--zk"}
+    assert not (tmp_path / "s" / "devcluster.json").exists()

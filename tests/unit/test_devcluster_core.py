@@ -13,10 +13,10 @@ from deploykit.devcluster.api import _label_selector
 from deploykit.devcluster.appdef import parse_app
 from deploykit.devcluster.deployments import plan_steps
 from deploykit.devcluster.events import EventBus
-from deploykit.devcluster.leader import _seq, parse_zk_url
+from deploykit.devcluster.leader import _seq
 from deploykit.devcluster.scheduler import Scheduler
 from deploykit.devcluster.tasks import LaunchError, PortAllocator, Task, command_argv, fetch_artifacts, task_env
-from deploykit.devcluster.util import VersionClock, app_id_slug, instance_id_for, iso_ms
+from deploykit.devcluster.util import VersionClock, app_id_slug, instance_id_for, iso_ms, parse_duration, parse_zk_url
 
 
 def _versioned(doc: dict, version: str, config_version: str | None = None) -> dict:
@@ -150,3 +150,8 @@ def test_zk_url_and_latch_sequence():
 ])
 def test_label_selector(expr, labels, ok):
     assert _label_selector(expr)(labels) is ok
+
+
+@pytest.mark.parametrize("text,seconds", [("10", 10.0), ("10s", 10.0), ("500ms", 0.5), ("2m", 120.0)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
