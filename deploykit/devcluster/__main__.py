@@ -10,7 +10,15 @@ import sys
 from pathlib import Path
 
 from deploykit.devcluster.server import Config, DevclusterNode
-from deploykit.devcluster.util import parse_duration
+from deploykit.devcluster.util import parse_duration, parse_zk_url
+
+
+def _zk_url(text: str) -> str:
+    try:
+        parse_zk_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -19,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--marathon-port", type=int, default=8080)
     p.add_argument("--consul-port", type=int, default=8500, help="0 = do not serve the Consul API")
     p.add_argument("--state-dir", type=Path, default=Path(".deploykit/devcluster"))
-    p.add_argument("--zk", default=None, help="zk://host:port/marathon: take part in leader election")
+    p.add_argument("--zk", default=None, type=_zk_url, help="zk://host:port/marathon: take part in leader election")
     p.add_argument("--zk-session-timeout", type=parse_duration, default=10.0, help="ZooKeeper session timeout (10s)")
     p.add_argument("--hostname", default="127.0.0.1", help="advertised host (leader address, X-Marathon-Leader)")
     p.add_argument("--bind", default="127.0.0.1")
