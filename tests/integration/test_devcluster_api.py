@@ -157,7 +157,8 @@ def test_task_env_fetch_and_shapes(devcluster, tmp_path):
     (tmp_path / "bundle.tar.gz").write_bytes(buf.getvalue())
     (tmp_path / "tool").write_text("#!/bin/sh\necho tool\n")
     app = {
-        "id": "/envcheck", "cmd": "env > env.txt; ./bin/hello.sh > out.txt; ./tool >> out.txt; exec sleep 100",
+        "id": "/envcheck",
+        "cmd": "env > env.txt; ./bin/hello.sh > out.txt; ./tool >> out.txt; echo to-stderr >&2; exec sleep 100",
         "env": {"GREETING": "hi"}, "labels": {"team": "a"},
         "portDefinitions": [{"port": 0, "name": "http"}, {"port": 10555, "name": "admin"}],
         "fetch": [{"uri": f"file://{tmp_path}/bundle.tar.gz"}, {"uri": str(tmp_path / "tool"), "executable": True}],
@@ -179,6 +180,7 @@ def test_task_env_fetch_and_shapes(devcluster, tmp_path):
     assert env["MESOS_SANDBOX"] == str(sandbox) and env["GREETING"] == "hi"
     assert env["MARATHON_APP_LABEL_TEAM"] == "a"
     assert (sandbox / "out.txt").read_text() == "from-archive\ntool\n"
+    assert (sandbox / "stdout").is_file() and (sandbox / "stderr").is_file()  # per-task output files, as Mesos
     assert task["host"] == "127.0.0.1" and task["state"] == "TASK_RUNNING"
     assert task["servicePorts"][1] == 10555 and 10000 <= task["servicePorts"][0] < 20000
     assert task["ipAddresses"] == [{"ipAddress": "127.0.0.1", "protocol": "IPv4"}]
