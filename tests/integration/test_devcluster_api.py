@@ -180,7 +180,8 @@ def test_task_env_fetch_and_shapes(devcluster, tmp_path):
     assert env["MESOS_SANDBOX"] == str(sandbox) and env["GREETING"] == "hi"
     assert env["MARATHON_APP_LABEL_TEAM"] == "a"
     assert (sandbox / "out.txt").read_text() == "from-archive\ntool\n"
-    assert (sandbox / "stdout").is_file() and (sandbox / "stderr").is_file()  # per-task output files, as Mesos
+    assert (sandbox / "stdout").is_file()  # per-task output files, as on Mesos
+    wait_for(lambda: (sandbox / "stderr").read_text() == "to-stderr\n", 10, "stderr file")
     assert task["host"] == "127.0.0.1" and task["state"] == "TASK_RUNNING"
     assert task["servicePorts"][1] == 10555 and 10000 <= task["servicePorts"][0] < 20000
     assert task["ipAddresses"] == [{"ipAddress": "127.0.0.1", "protocol": "IPv4"}]
