@@ -129,7 +129,7 @@ class DeploymentManager:
         return dep
 
     def _launch_runner(self, dep: Deployment) -> None:
-        if dep.id in self.deployments and dep.runner is None:
+        if dep.id in self.deployments and dep.runner is None and not dep.suspended:
             dep.runner = asyncio.create_task(self._run(dep))
 
     def _apply(self, app_id: str, target: dict | None, dep: Deployment) -> None:
