@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-body", type=int, default=1024 * 1024, help="largest request body in bytes")
     p.add_argument("--deployment-start-delay", type=parse_duration, default=0.0,
                    help="delay before a deployment's first step (to reproduce client races)")
+    p.add_argument("--health-early-poll", type=parse_duration, default=0.25,
+                   help="probe this often until a check first passes (0 = only every intervalSeconds, as Marathon)")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--log-file", type=Path, default=None, help="also log to this file")
     return p.parse_args(argv)
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         zk=args.zk, zk_session_timeout=args.zk_session_timeout, hostname=args.hostname, bind=args.bind,
         event_heartbeat=args.event_heartbeat, event_max_outstanding=args.event_stream_max_outstanding,
         port_range=(low, high), max_body=args.max_body,
-        deployment_start_delay=args.deployment_start_delay,
+        deployment_start_delay=args.deployment_start_delay, health_early_poll=args.health_early_poll,
     )
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
 

@@ -92,12 +92,15 @@ class AppRuntime:
 class Scheduler:
     """Task lifecycle for every app; owned by the leader."""
 
-    def __init__(self, state_dir: Path, run_dir: Path, bus: EventBus, ports: PortAllocator) -> None:
+    def __init__(self, state_dir: Path, run_dir: Path, bus: EventBus, ports: PortAllocator,
+                 early_poll: float = EARLY_POLL) -> None:
         self.state_dir = state_dir
         self.run_dir = run_dir
         self.sandboxes = state_dir / "marathon" / "sandboxes"
         self.bus = bus
         self.ports = ports
+        # 0 = Marathon's own cadence (first check after intervalSeconds, then every intervalSeconds)
+        self.early_poll = early_poll
         self.apps: dict[str, AppRuntime] = {}
         self.zombies: dict[str, AppRuntime] = {}  # deleted apps whose tasks are still being killed
         self.changed = Notifier()
@@ -340,7 +343,7 @@ class Scheduler:
         grace = float(hc["gracePeriodSeconds"])
         interval = float(hc["intervalSeconds"]) or 1.0
         max_failures = int(hc["maxConsecutiveFailures"])
-        await asyncio.sleep(min(EARLY_POLL, interval))
+        await asyncio.sleep(min(self.early_poll, interval) if self.early_poll else interval)
         while task.state == "TASK_RUNNING" and not task.killing:
             ok, cause = await self._probe(task, hc, env)
             if task.killing or task.state != "TASK_RUNNING":
@@ -374,7 +377,7 @@ class Scheduler:
                     self.kill(rt, task, "unhealthy")
                     return
             early = res.first_success is None and (time.monotonic() - task.started_mono) < grace
-            await asyncio.sleep(min(EARLY_POLL, interval) if early else interval)
+            await asyncio.sleep(min(self.early_poll, interval) if early and self.early_poll else interval)
 
     def _health_changed(self, task: Task, alive: bool) -> None:
         self.bus.publish("health_status_changed_event", appId=task.app_id, instanceId=task.instance_id,
@@ -406,7 +409,7 @@ class Scheduler:
                 self.changed.notify()
                 return
             interval = min(float(c["intervalSeconds"]) for c in checks) or 1.0
-            await asyncio.sleep(min(EARLY_POLL * 2, interval))
+            await asyncio.sleep(min(self.early_poll * 2, interval) if self.early_poll else interval)
 
     # --- views ---------------------------------------------------------------------------------------
     def counts(self, rt: AppRuntime) -> dict[str, int]:

@@ -44,6 +44,7 @@ class Config:
     port_range: tuple[int, int] = (31000, 32000)
     max_body: int = 1024 * 1024
     deployment_start_delay: float = 0.0
+    health_early_poll: float = 0.25
     consul_options: dict[str, Any] | None = None
 
 
@@ -59,7 +60,7 @@ class DevclusterNode:
         self.clock = VersionClock()
         self.store = AppStore(cfg.state_dir)
         self.sched = Scheduler(cfg.state_dir, cfg.state_dir / "marathon" / "run" / str(cfg.marathon_port),
-                               self.bus, PortAllocator(*cfg.port_range))
+                               self.bus, PortAllocator(*cfg.port_range), early_poll=cfg.health_early_poll)
         self.deps = DeploymentManager(self.sched, self.store, self.bus, self.clock, cfg.deployment_start_delay)
         self.latch: LeaderLatch | None = None
         self.proxy_session: aiohttp.ClientSession | None = None

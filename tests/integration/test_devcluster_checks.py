@@ -103,3 +103,14 @@ def test_put_of_several_apps_is_one_deployment(devcluster):
         assert (r404.status_code, r404.json()) == (404, {"message": "Group '/nope' does not exist"})
     finally:
         reader.close()
+
+
+def test_marathon_health_cadence_when_early_polling_is_off(devcluster_factory):
+    import time
+
+    dc = devcluster_factory(extra_args=["--health-early-poll", "0"])
+    t0 = time.monotonic()
+    requests.post(f"{dc.marathon_url}/v2/apps", json=http_app("/cadence", 1, interval=2), timeout=5)
+    wait_for(lambda: requests.get(f"{dc.marathon_url}/v2/apps/cadence", timeout=5).json()["app"]["tasksHealthy"]
+             == 1, 20, "healthy")
+    assert time.monotonic() - t0 >= 1.9  # first check only after intervalSeconds
