@@ -63,10 +63,12 @@ class UpOptions:
                                hint="e.g. 10s or 500ms"))
         return out
 
-    def argv(self) -> list[str]:
+    def argv(self, log_file: bool = True) -> list[str]:
         argv = ["--marathon-port", str(self.marathon_port), "--consul-port", str(self.consul_port),
                 "--state-dir", str(self.state_dir), "--hostname", self.hostname,
-                "--event-heartbeat", self.event_heartbeat, "--log-file", str(self.state_dir / LOG_FILE)]
+                "--event-heartbeat", self.event_heartbeat]
+        if log_file:
+            argv += ["--log-file", str(self.state_dir / LOG_FILE)]
         if self.zk:
             argv += ["--zk", self.zk]
         return argv
@@ -110,9 +112,10 @@ def up_detached(opts: UpOptions, timeout: float = 30.0) -> dict:
     _refuse_if_running(opts)
     opts.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = opts.state_dir / LOG_FILE
-    with open(os.devnull, "rb") as devnull, open(opts.state_dir / "devcluster.out", "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "deploykit.devcluster", *opts.argv()], stdin=devnull,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    # stderr (the log, and any traceback) goes straight to the log file
+    with open(os.devnull, "rb") as devnull, open(log_path, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "deploykit.devcluster", *opts.argv(log_file=False)],
+                                stdin=devnull, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     info = _record(opts, proc.pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
