@@ -244,6 +244,10 @@ def test_versions_restart_rollback_by_version_and_delete(devcluster):
         reader.wait("deployment_success", lambda e: e["id"] == r.json()["deploymentId"])
         app = _app(devcluster, "/v")
         assert app["env"] == {"A": "1"} and app["tasks"][0]["version"] == app["version"]
+        r = requests.put(f"{url}/v2/apps/v?partialUpdate=false", json={"cmd": "sleep 101"}, timeout=5)
+        reader.wait("deployment_success", lambda e: e["id"] == r.json()["deploymentId"])
+        replaced = _app(devcluster, "/v")
+        assert replaced["env"] == {} and replaced["cmd"] == "sleep 101"  # the body replaced the definition
         r = requests.post(f"{url}/v2/apps/v/restart", timeout=5)
         ok = reader.wait("deployment_success", lambda e: e["id"] == r.json()["deploymentId"])
         assert ok["plan"]["steps"] == [{"actions": [{"action": "RestartApplication", "app": "/v"}]}]
