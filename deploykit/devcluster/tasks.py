@@ -197,26 +197,46 @@ def _env_safe(name: str) -> bool:
 
 
 def fetch_artifacts(sandbox: Path, fetch: list[dict]) -> None:
-    """Mesos fetcher semantics for local URIs: copy, then extract archives or chmod +x."""
+    """Mesos fetcher semantics: copy (file://, absolute path) or download (http/https) into the
+    sandbox, then extract archives or chmod +x. `destPath` may not leave the sandbox."""
     for art in fetch:
         uri = art["uri"]
         parsed = urllib.parse.urlparse(uri)
-        if parsed.scheme == "file":
-            src = Path(urllib.parse.unquote(parsed.path))
-        elif parsed.scheme == "" and uri.startswith("/"):
-            src = Path(uri)
-        else:
-            raise LaunchError(f"Failed to fetch all URIs for container: unsupported URI scheme in '{uri}' "
-                              "(the devcluster fetches file:// URIs and absolute paths)")
-        if not src.is_file():
-            raise LaunchError(f"Failed to fetch all URIs for container: '{uri}' does not exist")
-        dest = sandbox / (art.get("destPath") or src.name)
+        name = Path(urllib.parse.unquote(parsed.path)).name or "download"
+        dest = sandbox / (art.get("destPath") or name)
+        if not dest.resolve().is_relative_to(sandbox.resolve()):
+            raise LaunchError(f"Failed to fetch all URIs for container: destPath '{art.get('destPath')}' "
+                              "leaves the sandbox")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
+        if parsed.scheme in ("http", "https"):
+            _download(uri, dest)
+        else:
+            if parsed.scheme == "file":
+                src = Path(urllib.parse.unquote(parsed.path))
+            elif parsed.scheme == "" and uri.startswith("/"):
+                src = Path(uri)
+            else:
+                raise LaunchError(f"Failed to fetch all URIs for container: unsupported URI scheme in '{uri}' "
+                                  "(the devcluster fetches file://, http(s):// URIs and absolute paths)")
+            if not src.is_file():
+                raise LaunchError(f"Failed to fetch all URIs for container: '{uri}' does not exist")
+            shutil.copyfile(src, dest)
         if art.get("executable"):
             dest.chmod(0o755)
-        elif art.get("extract", True) and src.name.endswith(_ARCHIVES):
+        elif art.get("extract", True) and dest.name.endswith(_ARCHIVES):
             _extract(dest, sandbox)
+
+
+def _download(uri: str, dest: Path, timeout: float = 60.0) -> None:
+    """The fetcher's HTTP download (runs in a worker thread, so blocking I/O is fine here)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri, timeout=timeout) as resp, open(dest, "wb") as out:
+            shutil.copyfileobj(resp, out)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise LaunchError(f"Failed to fetch all URIs for container: {uri}: {exc}") from exc
 
 
 def _extract(archive: Path, into: Path) -> None:

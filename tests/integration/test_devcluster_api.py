@@ -9,7 +9,10 @@ import io
 import json
 import subprocess
 import tarfile
+import threading
 import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -156,12 +159,18 @@ def test_task_env_fetch_and_shapes(devcluster, tmp_path):
         tf.addfile(info, io.BytesIO(data))
     (tmp_path / "bundle.tar.gz").write_bytes(buf.getvalue())
     (tmp_path / "tool").write_text("#!/bin/sh\necho tool\n")
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "remote.txt").write_text("over-http\n")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(served)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     app = {
         "id": "/envcheck",
         "cmd": "env > env.txt; ./bin/hello.sh > out.txt; ./tool >> out.txt; echo to-stderr >&2; exec sleep 100",
         "env": {"GREETING": "hi"}, "labels": {"team": "a"},
         "portDefinitions": [{"port": 0, "name": "http"}, {"port": 10555, "name": "admin"}],
-        "fetch": [{"uri": f"file://{tmp_path}/bundle.tar.gz"}, {"uri": str(tmp_path / "tool"), "executable": True}],
+        "fetch": [{"uri": f"file://{tmp_path}/bundle.tar.gz"}, {"uri": str(tmp_path / "tool"), "executable": True},
+                  {"uri": f"http://127.0.0.1:{httpd.server_port}/remote.txt", "destPath": "conf/remote.txt"}],
     }
     r = requests.post(f"{devcluster.marathon_url}/v2/apps", json=app, timeout=5)
     assert r.status_code == 201
@@ -180,6 +189,8 @@ def test_task_env_fetch_and_shapes(devcluster, tmp_path):
     assert env["MESOS_SANDBOX"] == str(sandbox) and env["GREETING"] == "hi"
     assert env["MARATHON_APP_LABEL_TEAM"] == "a"
     assert (sandbox / "out.txt").read_text() == "from-archive\ntool\n"
+    assert (sandbox / "conf" / "remote.txt").read_text() == "over-http\n"
+    httpd.shutdown()
     assert (sandbox / "stdout").is_file()  # per-task output files, as on Mesos
     wait_for(lambda: (sandbox / "stderr").read_text() == "to-stderr\n", 10, "stderr file")
     assert task["host"] == "127.0.0.1" and task["state"] == "TASK_RUNNING"

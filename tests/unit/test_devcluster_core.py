@@ -98,9 +98,12 @@ def test_command_argv_and_docker_refusal():
         command_argv({"container": {"docker": {"image": "nginx"}}, "cmd": "x"})
 
 
-def test_fetch_refuses_remote_and_missing(tmp_path: Path):
+def test_fetch_refuses_unknown_schemes_escapes_and_missing(tmp_path: Path):
     with pytest.raises(LaunchError, match="unsupported URI scheme"):
-        fetch_artifacts(tmp_path, [{"uri": "https://example.com/x.tgz"}])
+        fetch_artifacts(tmp_path, [{"uri": "s3://bucket/x.tgz"}])
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(LaunchError, match="leaves the sandbox"):
+        fetch_artifacts(tmp_path / "sb", [{"uri": str(tmp_path / "f"), "destPath": "../../f"}])
     with pytest.raises(LaunchError, match="does not exist"):
         fetch_artifacts(tmp_path, [{"uri": "file:///nonexistent/x"}])
 
