@@ -39,6 +39,10 @@ class Deployment:
     def affected_apps(self) -> list[str]:
         return sorted(self.target)
 
+    def to_doc(self) -> dict:
+        return {"id": self.id, "version": self.version, "steps": self.steps, "original": self.original,
+                "target": self.target}
+
     def plan_json(self) -> dict:
         return {"id": self.id, "steps": [{"actions": s} for s in self.steps], "version": self.version}
 
@@ -122,6 +126,7 @@ class DeploymentManager:
         for app_id, target in targets.items():
             self._apply(app_id, target, dep)
         self.deployments[dep.id] = dep
+        self.store.save_deployment(dep.to_doc())
         self.bus.publish("group_change_success", groupId="/", version=version)
         # Runs after the HTTP response is on its way, as Marathon starts the plan asynchronously.
         loop = asyncio.get_running_loop()
@@ -173,8 +178,11 @@ class DeploymentManager:
             if not dep.suspended:
                 self._release(dep)
 
-    def _release(self, dep: Deployment) -> None:
+    def _release(self, dep: Deployment, forget: bool = True) -> None:
+        """Drop a finished/cancelled deployment (`forget=False`: keep it on disk for the next leader)."""
         self.deployments.pop(dep.id, None)
+        if forget:
+            self.store.delete_deployment(dep.id)
         for app_id in dep.target:
             rt = self.sched.apps.get(app_id)
             if rt is not None and rt.owner == dep.id:
@@ -271,9 +279,28 @@ class DeploymentManager:
             dep.suspended = False
             self._launch_runner(dep)
 
+    def restore(self) -> int:
+        """On election: resume the deployments a previous leader left on disk (from their first step)."""
+        count = 0
+        for doc in self.store.load_deployments():
+            if doc["id"] in self.deployments:
+                continue
+            dep = Deployment(id=doc["id"], version=doc["version"], steps=doc["steps"], original=doc["original"],
+                             target=doc["target"])
+            self.deployments[dep.id] = dep
+            for app_id in dep.target:
+                rt = self.sched.apps.get(app_id)
+                if rt is not None:
+                    rt.owner = dep.id
+            self._launch_runner(dep)
+            count += 1
+        return count
+
     async def stop_all(self) -> None:
+        """Stop driving every deployment; they stay on disk and the next leader resumes them."""
         for dep in list(self.deployments.values()):
+            dep.suspended = True  # so the runner's own cleanup keeps the file
             if dep.runner is not None:
                 dep.runner.cancel()
                 await asyncio.wait({dep.runner}, timeout=5)
-            self._release(dep)
+            self._release(dep, forget=False)

@@ -154,6 +154,9 @@ class DevclusterNode:
                     await self.sched.start()
                     for app_id, doc in self.store.load_all().items():
                         self.sched.apps[app_id] = AppRuntime(doc["current"], doc["versions"])
+                    resumed = self.deps.restore()
+                    if resumed:
+                        log.info("resuming %d deployment(s) left by the previous leader", resumed)
                     self.sched.changed.notify()
                 self.role = "leader"
                 self.is_leader = True

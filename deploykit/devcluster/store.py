@@ -55,6 +55,23 @@ class AppStore:
     def delete(self, app_id: str) -> None:
         self._path(app_id).unlink(missing_ok=True)
 
+    # Deployments in flight, so a restarted or newly elected leader resumes them (Marathon keeps its plans
+    # in ZooKeeper for the same reason).
+    def save_deployment(self, doc: dict) -> None:
+        atomic_write_json(self.root / "deployments" / f"{doc['id']}.json", doc)
+
+    def delete_deployment(self, dep_id: str) -> None:
+        (self.root / "deployments" / f"{dep_id}.json").unlink(missing_ok=True)
+
+    def load_deployments(self) -> list[dict]:
+        out = []
+        for f in sorted((self.root / "deployments").glob("*.json")):
+            try:
+                out.append(json.loads(f.read_text()))
+            except (OSError, ValueError) as exc:
+                log.error("skipping unreadable deployment file %s: %s", f, exc)
+        return sorted(out, key=lambda d: d.get("version", ""))
+
     def framework_id(self) -> str:
         """Stable across restarts, as a Mesos framework id is."""
         f = self.root / "framework_id"

@@ -158,3 +158,30 @@ def test_suspended_leader_stops_its_tasks_when_another_node_leads(devcluster_fac
 
     wait_for(a_tasks_gone, 20, "a's tasks stopped")
     assert a.get("/v2/leader") == {"leader": b.ident}
+
+
+def test_running_deployment_is_resumed_after_down_and_up(devcluster):
+    url = devcluster.marathon_url
+    reader = EventReader(url)
+    try:
+        r = requests.post(f"{url}/v2/apps", json=http_app("/resume", 1), timeout=5)
+        reader.wait("deployment_success", lambda e: e["id"] == r.headers["Marathon-Deployment-Id"])
+        r = requests.put(f"{url}/v2/apps/resume", json=http_app("/resume", 1, "/missing", grace=300), timeout=5)
+        dep_id = r.json()["deploymentId"]
+        wait_for(lambda: requests.get(f"{url}/v2/deployments", timeout=5).json(), 10, "deployment listed")
+    finally:
+        reader.close()
+    devcluster.stop()
+    devcluster.start()
+    wait_for(lambda: [d["id"] for d in requests.get(f"{url}/v2/deployments", timeout=5).json()] == [dep_id], 10,
+             "the same deployment, resumed")
+    reader = EventReader(url)
+    try:
+        r = requests.delete(f"{url}/v2/deployments/{dep_id}", timeout=5)
+        assert r.status_code == 200
+        reader.wait("deployment_success", lambda e: e["id"] == r.json()["deploymentId"], 30)
+        assert requests.get(f"{url}/v2/apps/resume", timeout=5).json()["app"]["healthChecks"][0]["path"] == "/health"
+    finally:
+        reader.close()
+    assert requests.get(f"{url}/v2/deployments", timeout=5).json() == []
+    assert not list((devcluster.state_dir / "marathon" / "deployments").glob("*.json"))
