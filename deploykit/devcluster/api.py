@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -326,13 +327,12 @@ class MarathonApi:
         return self._deployment_result(dep)
 
     async def queue(self, request: web.Request) -> web.Response:
-        import time as _time
-
+        """Apps waiting for instances, with the launch back-off still to run (`delay.timeLeftSeconds`)."""
         items = []
         for rt in self.sched.apps.values():
             missing = rt.app["instances"] - len(rt.alive())
             if missing > 0:
-                left = max(0.0, rt.next_launch - _time.monotonic())
+                left = max(0.0, rt.next_launch - time.monotonic())
                 items.append({"count": missing, "delay": {"timeLeftSeconds": round(left), "overdue": left <= 0},
                               "since": rt.app["version"], "app": self.app_json(rt, set())})
         return json_response({"queue": items})

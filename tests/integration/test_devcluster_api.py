@@ -235,6 +235,9 @@ def test_crashing_task_is_relaunched_with_backoff(devcluster):
     assert first["message"] == "Command exited with status 3"
     wait_for(lambda: _app(devcluster, "/crash")["lastTaskFailure"]["taskId"] != first["taskId"], 10, "relaunch")
     assert time.monotonic() - t0 >= 0.9  # back-off of backoffSeconds before the relaunch
+    queued = wait_for(lambda: [q for q in requests.get(f"{url}/v2/queue", timeout=5).json()["queue"]
+                               if q["app"]["id"] == "/crash"], 10, "the app waiting in the launch queue")
+    assert queued[0]["count"] == 1 and queued[0]["delay"]["timeLeftSeconds"] >= 0
 
 
 def test_versions_restart_rollback_by_version_and_delete(devcluster):
