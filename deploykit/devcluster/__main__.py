@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="delay before a deployment's first step (to reproduce client races)")
     p.add_argument("--health-early-poll", type=parse_duration, default=0.25,
                    help="probe this often until a check first passes (0 = only every intervalSeconds, as Marathon)")
+    p.add_argument("--http-credentials", default=None, metavar="USER:PASSWORD",
+                   help="require HTTP basic auth on the Marathon API (Marathon's --http_credentials)")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--log-file", type=Path, default=None, help="also log to this file")
     return p.parse_args(argv)
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         event_heartbeat=args.event_heartbeat, event_max_outstanding=args.event_stream_max_outstanding,
         port_range=(low, high), max_body=args.max_body,
         deployment_start_delay=args.deployment_start_delay, health_early_poll=args.health_early_poll,
+        http_credentials=args.http_credentials,
     )
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
 

@@ -429,6 +429,23 @@ class MarathonApi:
         ]
 
 
+def basic_auth_middleware(credentials: str):
+    """`--http_credentials user:password`: every request needs HTTP basic auth, else 401 as Marathon's."""
+    import base64
+    import hmac
+
+    expected = "Basic " + base64.b64encode(credentials.encode()).decode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler) -> web.StreamResponse:
+        if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+            return json_response({"message": "Invalid username or password."}, status=401,
+                                 headers={"WWW-Authenticate": 'Basic realm="Mesosphere Marathon"'})
+        return await handler(request)
+
+    return middleware
+
+
 @web.middleware
 async def marathon_errors(request: web.Request, handler) -> web.StreamResponse:
     """Every error as Marathon answers it: JSON `{"message": ...}`; unknown routes are 500 "URI not found"."""

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from deploykit.devcluster.api import MARATHON_VERSION, MarathonApi, marathon_errors
+from deploykit.devcluster.api import MARATHON_VERSION, MarathonApi, basic_auth_middleware, marathon_errors
 from deploykit.devcluster.deployments import DeploymentManager
 from deploykit.devcluster.events import EventBus
 from deploykit.devcluster.leader import LeaderLatch, leader_middleware
@@ -45,6 +45,7 @@ class Config:
     max_body: int = 1024 * 1024
     deployment_start_delay: float = 0.0
     health_early_poll: float = 0.25
+    http_credentials: str | None = None  # "user:password" turns on HTTP basic auth for the Marathon API
     consul_options: dict[str, Any] | None = None
 
 
@@ -95,8 +96,10 @@ class DevclusterNode:
     def marathon_app(self) -> web.Application:
         api = MarathonApi(self.sched, self.deps, self.bus, self.clock, info=self.info,
                           heartbeat=self.cfg.event_heartbeat, abdicate=self.abdicate if self.cfg.zk else None)
-        app = web.Application(middlewares=[leader_middleware(self), marathon_errors],
-                              client_max_size=self.cfg.max_body)
+        middlewares = [leader_middleware(self), marathon_errors]
+        if self.cfg.http_credentials:
+            middlewares.insert(0, basic_auth_middleware(self.cfg.http_credentials))
+        app = web.Application(middlewares=middlewares, client_max_size=self.cfg.max_body)
         app.add_routes(api.routes())
         return app
 

@@ -272,3 +272,14 @@ def test_versions_restart_rollback_by_version_and_delete(devcluster):
         wait_for(lambda: requests.get(f"{url}/v2/tasks", timeout=5).json() == {"tasks": []}, 10, "tasks gone")
     finally:
         reader.close()
+
+
+def test_http_credentials_give_marathon_401(devcluster_factory):
+    dc = devcluster_factory(start=False, extra_args=["--http-credentials", "ops:s3cret"])
+    dc.start(wait_leader=False)
+    r = requests.get(f"{dc.marathon_url}/v2/apps", timeout=5)
+    assert (r.status_code, r.json()) == (401, {"message": "Invalid username or password."})
+    assert r.headers["WWW-Authenticate"].startswith("Basic ")
+    assert requests.get(f"{dc.marathon_url}/v2/apps", auth=("ops", "wrong"), timeout=5).status_code == 401
+    wait_for(lambda: requests.get(f"{dc.marathon_url}/v2/apps", auth=("ops", "s3cret"), timeout=5).status_code
+             == 200, 10, "authorized answer")
