@@ -158,3 +158,16 @@ def test_label_selector(expr, labels, ok):
 @pytest.mark.parametrize("text,seconds", [("10", 10.0), ("10s", 10.0), ("500ms", 0.5), ("2m", 120.0)])
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
+
+
+def test_local_up_options_report_every_problem(tmp_path):
+    from deploykit.devcluster.control import UpOptions
+
+    bad = UpOptions(state_dir=tmp_path, marathon_port=70000, consul_port=70000, zk="zk:/nohost",
+                    event_heartbeat="soon")
+    assert sorted(p.path for p in bad.problems()) == ["--consul-port", "--consul-port", "--event-heartbeat",
+                                                      "--marathon-port", "--zk"]
+    ok = UpOptions(state_dir=tmp_path, marathon_port=0, consul_port=0)
+    assert [p.path for p in ok.problems()] == ["--marathon-port"]  # 0 is not a port; consul 0 = off
+    assert "--log-file" in UpOptions(state_dir=tmp_path).argv() and "--log-file" not in UpOptions(
+        state_dir=tmp_path).argv(log_file=False)
