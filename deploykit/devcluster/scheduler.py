@@ -13,7 +13,9 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -271,6 +273,11 @@ class Scheduler:
         for bg in task.bg:
             if bg is not asyncio.current_task():
                 bg.cancel()
+        if task.proc is not None:
+            # Whatever the command left behind in its process group goes with it, as when Mesos tears
+            # down a task's container. The group id cannot be reused while members remain.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(task.proc.pid, signal.SIGKILL)
         self.ports.release(task.host_ports)
         (self.run_dir / f"{task.id}.pgid").unlink(missing_ok=True)
         rt.tasks.pop(task.instance_id, None)

@@ -283,3 +283,23 @@ def test_http_credentials_give_marathon_401(devcluster_factory):
     assert requests.get(f"{dc.marathon_url}/v2/apps", auth=("ops", "wrong"), timeout=5).status_code == 401
     wait_for(lambda: requests.get(f"{dc.marathon_url}/v2/apps", auth=("ops", "s3cret"), timeout=5).status_code
              == 200, 10, "authorized answer")
+
+
+def test_a_finished_task_takes_its_background_children_with_it(devcluster):
+    import os
+
+    url = devcluster.marathon_url
+    app = {"id": "/bg", "cmd": "sleep 300 & echo $! > child.pid; sleep 0.5; exit 1", "backoffSeconds": 60}
+    requests.post(f"{url}/v2/apps", json=app, timeout=5)
+    failure = wait_for(lambda: requests.get(f"{url}/v2/apps/bg", timeout=5).json()["app"].get("lastTaskFailure"),
+                       20, "the task to exit")
+    pid = int((devcluster.state_dir / "marathon" / "sandboxes" / failure["taskId"] / "child.pid").read_text())
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return open(f"/proc/{pid}/stat").read().split()[2] == "Z"  # a zombie waiting for init is gone too
+
+    wait_for(gone, 10, "the background child killed")
