@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -40,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="delay before a deployment's first step (to reproduce client races)")
     p.add_argument("--health-early-poll", type=parse_duration, default=0.25,
                    help="probe this often until a check first passes (0 = only every intervalSeconds, as Marathon)")
+    p.add_argument("--consul-acl-file", type=Path, default=None,
+                   help='Consul ACLs: JSON {"tokens": {TOKEN: RULES}, "default_policy": "allow"|"deny"}')
     p.add_argument("--http-credentials", default=None, metavar="USER:PASSWORD",
                    help="require HTTP basic auth on the Marathon API (Marathon's --http_credentials)")
     p.add_argument("--log-level", default="INFO")
@@ -65,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         deployment_start_delay=args.deployment_start_delay, health_early_poll=args.health_early_poll,
         http_credentials=args.http_credentials,
     )
+    if args.consul_acl_file:
+        try:
+            acl = json.loads(args.consul_acl_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--consul-acl-file {args.consul_acl_file}: {exc}") from exc
+        cfg.consul_options = {"acl_tokens": acl.get("tokens"), "default_policy": acl.get("default_policy", "allow")}
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
 
     async def _main() -> None:

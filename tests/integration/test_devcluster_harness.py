@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -53,3 +54,19 @@ def test_sigkill_of_server_leaves_no_tasks(devcluster):
         time.sleep(0.05)
     assert not any(alive(g) for g in pgids), "tasks outlived a SIGKILLed server"
     devcluster.proc = None
+
+
+def test_consul_acls_pass_through(devcluster_factory, tmp_path):
+    acl = tmp_path / "acl.json"
+    acl.write_text(json.dumps({"tokens": {"root-token": "management"}, "default_policy": "deny"}))
+    dc = devcluster_factory(extra_args=["--consul-acl-file", str(acl)])
+    req = urllib.request.Request(f"{dc.consul_url}/v1/kv/x", data=b"1", method="PUT")
+    try:
+        urllib.request.urlopen(req, timeout=5)
+        raise AssertionError("an anonymous write was allowed")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 403
+    req = urllib.request.Request(f"{dc.consul_url}/v1/kv/x", data=b"1", method="PUT",
+                                 headers={"X-Consul-Token": "root-token"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.read().strip() == b"true"
