@@ -129,9 +129,25 @@ class DevclusterNode:
             await self.shutdown()
 
     def _consul_app(self) -> web.Application:
+        """The Consul stand-in on `<state dir>/consul`, or on a dir of its own when another node holds it.
+
+        Two nodes sharing a state dir (leader + standby) must not write one Consul journal; the first
+        takes `consul/` (an flock held for the process's life), the other uses `consul-<marathon port>`.
+        """
+        import fcntl
+
         from deploykit.devcluster.consul import create_app
 
-        return create_app(self.cfg.state_dir / "consul", **(self.cfg.consul_options or {}))
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self._consul_lock = open(self.cfg.state_dir / "consul.lock", "w")  # noqa: SIM115 - held until exit
+        try:
+            fcntl.flock(self._consul_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            consul_dir = self.cfg.state_dir / "consul"
+        except OSError:
+            self._consul_lock.close()
+            consul_dir = self.cfg.state_dir / f"consul-{self.cfg.marathon_port}"
+            log.warning("another node serves Consul from %s/consul; this one uses %s", self.cfg.state_dir, consul_dir)
+        return create_app(consul_dir, **(self.cfg.consul_options or {}))
 
     def _on_leader_change(self, is_leader: bool, reason: str) -> None:
         task = asyncio.create_task(self._transition(is_leader, reason))

@@ -70,3 +70,16 @@ def test_consul_acls_pass_through(devcluster_factory, tmp_path):
                                  headers={"X-Consul-Token": "root-token"})
     with urllib.request.urlopen(req, timeout=5) as resp:
         assert resp.read().strip() == b"true"
+
+
+def test_nodes_sharing_a_state_dir_keep_separate_consul_journals(devcluster_factory, tmp_path):
+    shared = tmp_path / "shared"
+    a = devcluster_factory(state_dir=shared)
+    b = devcluster_factory(state_dir=shared)
+    for dc, value in ((a, b"from-a"), (b, b"from-b")):
+        req = urllib.request.Request(f"{dc.consul_url}/v1/kv/who", data=value, method="PUT")
+        urllib.request.urlopen(req, timeout=5).close()
+    for dc, value in ((a, b"from-a"), (b, b"from-b")):
+        with urllib.request.urlopen(f"{dc.consul_url}/v1/kv/who?raw", timeout=5) as resp:
+            assert resp.read() == value
+    assert (shared / "consul").is_dir() and (shared / f"consul-{b.marathon_port}").is_dir()
