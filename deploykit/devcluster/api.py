@@ -358,7 +358,12 @@ class MarathonApi:
         return json_response(build(gid))
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        return await stream_events(request, self.bus, self.heartbeat)
+        # headers must be set before the stream starts; the leader middleware cannot add them afterwards
+        leader = self.info()["leader"]
+        headers = {"X-Frame-Options": "DENY", "X-XSS-Protection": "1; mode=block"}
+        if leader:
+            headers["X-Marathon-Leader"] = f"http://{leader}"
+        return await stream_events(request, self.bus, self.heartbeat, headers)
 
     async def ping(self, request: web.Request) -> web.Response:
         return web.Response(text="pong", content_type="text/plain")

@@ -66,15 +66,17 @@ class EventBus:
         return len(self._subs)
 
 
-async def stream_events(request: web.Request, bus: EventBus, heartbeat: float) -> web.StreamResponse:
-    """Serve one SSE connection until the client goes away."""
+async def stream_events(request: web.Request, bus: EventBus, heartbeat: float,
+                        headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """Serve one SSE connection until the client goes away (`headers`: e.g. X-Marathon-Leader)."""
     if "text/event-stream" not in request.headers.getall("Accept", []):
         return web.Response(
             status=405, content_type="text/html",
             text="<html><body><h2>HTTP ERROR 405</h2><p>HTTP method GET is not supported by this URL</p></body></html>",
         )
     wanted = set(request.query.getall("event_type", []))
-    resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream;charset=UTF-8"})
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream;charset=UTF-8",
+                                                   **(headers or {})})
     resp.force_close()
     # Marathon (Jetty) streams without chunked encoding: the body simply ends when the connection
     # closes. aiohttp would chunk a body of unknown length; this instance flag turns that off.

@@ -98,6 +98,9 @@ def test_events_need_exact_accept_and_filter_by_type(devcluster):
     r = requests.get(f"{devcluster.marathon_url}/v2/events", headers={"Accept": "text/event-stream, */*"}, timeout=5)
     assert r.status_code == 405
     reader = EventReader(devcluster.marathon_url, ["deployment_success"])
+    assert reader.resp.getheader("X-Marathon-Leader") == f"http://{devcluster.ident}"
+    assert reader.resp.getheader("Content-Type") == "text/event-stream;charset=UTF-8"
+    assert reader.resp.getheader("Transfer-Encoding") is None  # no chunking, as Jetty's EventSource
     try:
         requests.post(f"{devcluster.marathon_url}/v2/apps", json={"id": "/f", "cmd": "sleep 100"}, timeout=5)
         reader.wait("deployment_success")
