@@ -467,7 +467,8 @@ def settings_from_environment(env, *, config_path: str | None = None, groups: tu
     local run; the shipped defaults under /run and /var/lib apply only when the env names them.
     """
     section = env.haproxy.model_dump() if env is not None and env.haproxy is not None else {}
-    keep = {"config", "master_socket", "stats_socket", "groups", "http_port", "bind_address", "state_file"}
+    keep = {"config", "master_socket", "stats_socket", "groups", "http_port", "bind_address", "state_file",
+            "server_slots"}
     mapping = {k: v for k, v in section.items() if k in keep and v is not None}
     if mapping.get("bind_address") == "*":
         mapping["bind_address"] = ""

@@ -244,7 +244,9 @@ class MarathonSource:
         and ~65 MB as Python objects. Decoding app by app while the model is built keeps only
         one app's objects alive at once.
         """
-        resp = self.client.request("GET", "/v2/apps", params=[("embed", "apps.tasks")])
+        # apps.readiness: Marathon sends readinessCheckResults only when asked, and a task that
+        # is not ready yet must not be routed during a deployment.
+        resp = self.client.request("GET", "/v2/apps", params=[("embed", "apps.tasks"), ("embed", "apps.readiness")])
         assert resp is not None
         body = resp.content
         resp.close()
@@ -252,7 +254,7 @@ class MarathonSource:
 
     def app(self, app_id: str) -> dict | None:
         """One app with its tasks, or None when Marathon no longer has it."""
-        return self.client.get_app(app_id, embed=("app.tasks",))
+        return self.client.get_app(app_id, embed=("app.tasks", "app.readiness"))
 
 
 __all__ = [

@@ -38,6 +38,14 @@ def test_settings_from_local_environment(repo_root, tmp_path):
     assert s2.groups == ("internal",)
 
 
+def test_settings_take_server_slots_from_the_environment(tmp_path, repo_root):
+    doc = json.loads((repo_root / "chef_attrs" / "local.json").read_text())
+    doc["default_attributes"]["deploykit"]["haproxy"]["server_slots"] = 32
+    (tmp_path / "local.json").write_text(json.dumps(doc))
+    s = settings_from_environment(load_environment("local", tmp_path))
+    assert s.min_slots == 32
+
+
 def test_task_ids_of_model():
     apps = [
         {
