@@ -61,7 +61,10 @@ def console(stderr: bool = False):
 
     stream = sys.stderr if stderr else sys.stdout
     is_tty = stream.isatty() and not os.environ.get("NO_COLOR") and not in_ci()
-    return Console(file=stream, force_terminal=is_tty, no_color=not is_tty, highlight=False, soft_wrap=True)
+    # A pipe or CI log has no width; rich would assume 80 and squeeze tables into broken words.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
+    return Console(file=stream, force_terminal=is_tty, no_color=not is_tty, highlight=False, soft_wrap=True,
+                   width=width)
 
 
 def in_ci(environ: Any = None) -> bool:
