@@ -12,7 +12,7 @@ from deploykit.errors import Problem, ValidationError
 
 
 def _seconds(value: str, option: str) -> float:
-    from deploykit.spec.durations import parse_duration
+    from deploykit.durations import parse_duration
 
     try:
         return parse_duration(value)

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from deploykit.devcluster.server import Config, DevclusterNode
-from deploykit.devcluster.util import parse_duration, parse_zk_url
+from deploykit.devcluster.util import parse_zk_url
+from deploykit.durations import parse_seconds
 
 
 def _zk_url(text: str) -> str:
@@ -29,17 +30,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--consul-port", type=int, default=8500, help="0 = do not serve the Consul API")
     p.add_argument("--state-dir", type=Path, default=Path(".deploykit/devcluster"))
     p.add_argument("--zk", default=None, type=_zk_url, help="zk://host:port/marathon: take part in leader election")
-    p.add_argument("--zk-session-timeout", type=parse_duration, default=10.0, help="ZooKeeper session timeout (10s)")
+    p.add_argument("--zk-session-timeout", type=parse_seconds, default=10.0, help="ZooKeeper session timeout (10s)")
     p.add_argument("--hostname", default="127.0.0.1", help="advertised host (leader address, X-Marathon-Leader)")
     p.add_argument("--bind", default="127.0.0.1")
-    p.add_argument("--event-heartbeat", type=parse_duration, default=10.0, help="SSE heartbeat interval (10s)")
+    p.add_argument("--event-heartbeat", type=parse_seconds, default=10.0, help="SSE heartbeat interval (10s)")
     p.add_argument("--event-stream-max-outstanding", type=int, default=1000,
                    help="queued events after which a slow SSE consumer is disconnected")
     p.add_argument("--task-port-range", default="31000-32000", help="host ports for tasks, LOW-HIGH")
     p.add_argument("--max-body", type=int, default=1024 * 1024, help="largest request body in bytes")
-    p.add_argument("--deployment-start-delay", type=parse_duration, default=0.0,
+    p.add_argument("--deployment-start-delay", type=parse_seconds, default=0.0,
                    help="delay before a deployment's first step (to reproduce client races)")
-    p.add_argument("--health-early-poll", type=parse_duration, default=0.25,
+    p.add_argument("--health-early-poll", type=parse_seconds, default=0.25,
                    help="probe this often until a check first passes (0 = only every intervalSeconds, as Marathon)")
     p.add_argument("--consul-acl-file", type=Path, default=None,
                    help='Consul ACLs: JSON {"tokens": {TOKEN: RULES}, "default_policy": "allow"|"deny"}')

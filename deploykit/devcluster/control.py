@@ -36,7 +36,8 @@ class UpOptions:
 
     def problems(self) -> list[Problem]:
         """Everything wrong with the options, found before anything starts."""
-        from deploykit.devcluster.util import parse_duration, parse_zk_url
+        from deploykit.devcluster.util import parse_zk_url
+        from deploykit.durations import parse_seconds
 
         out: list[Problem] = []
         ports = {"--marathon-port": self.marathon_port, "--consul-port": self.consul_port}
@@ -56,7 +57,7 @@ class UpOptions:
             except ValueError as exc:
                 out.append(Problem(None, "--zk", str(exc), hint="e.g. --zk zk://127.0.0.1:2181/marathon"))
         try:
-            if parse_duration(self.event_heartbeat) <= 0:
+            if parse_seconds(self.event_heartbeat) <= 0:
                 raise ValueError
         except ValueError:
             out.append(Problem(None, "--event-heartbeat", f"{self.event_heartbeat!r} is not a positive duration",

@@ -42,15 +42,6 @@ def parse_zk_url(url: str) -> tuple[str, str]:
     return parsed.netloc, (parsed.path.rstrip("/") or "/marathon")
 
 
-def parse_duration(text: str) -> float:
-    """`10`, `10s`, `500ms`, `1m` -> seconds."""
-    t = text.strip().lower()
-    for suffix, mult in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
-        if t.endswith(suffix):
-            return float(t[: -len(suffix)]) * mult
-    return float(t)
-
-
 def new_uuid() -> str:
     return str(uuid.uuid4())
 

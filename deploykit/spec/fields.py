@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from deploykit.spec.durations import DurationError, format_duration, parse_duration
+from deploykit.durations import DurationError, format_duration, parse_duration
 from deploykit.spec.hints import did_you_mean
 
 

@@ -178,7 +178,7 @@ def rule_security(data: Mapping[str, Any], env: Environment | None) -> Iterator[
 
 
 def rule_check_timing(data: Mapping[str, Any], env: Environment | None) -> Iterator[Finding]:
-    from deploykit.spec.durations import DurationError, parse_duration
+    from deploykit.durations import DurationError, parse_duration
 
     defaults = {"health": (5.0, 10.0), "readiness": (10.0, 30.0)}
     for section, (timeout_default, interval_default) in defaults.items():

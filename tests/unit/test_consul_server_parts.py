@@ -8,10 +8,11 @@ import time
 import pytest
 
 from deploykit.devcluster.consul.acl import Acl, UnknownToken
-from deploykit.devcluster.consul.durations import format_duration, parse_duration
 from deploykit.devcluster.consul.journal import WAL_NAME, Journal, read_state
 from deploykit.devcluster.consul.store import Session, Store
 from deploykit.devcluster.consul.watch import WatchHub
+from deploykit.durations import format_go_duration as format_duration
+from deploykit.durations import parse_go_duration as parse_duration
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("10s", 10), ("5m", 300), ("1m30s", 90), ("250ms", 0.25),

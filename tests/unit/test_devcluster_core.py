@@ -16,7 +16,8 @@ from deploykit.devcluster.events import EventBus
 from deploykit.devcluster.leader import _seq
 from deploykit.devcluster.scheduler import Scheduler
 from deploykit.devcluster.tasks import LaunchError, PortAllocator, Task, command_argv, fetch_artifacts, task_env
-from deploykit.devcluster.util import VersionClock, app_id_slug, instance_id_for, iso_ms, parse_duration, parse_zk_url
+from deploykit.devcluster.util import VersionClock, app_id_slug, instance_id_for, iso_ms, parse_zk_url
+from deploykit.durations import parse_seconds as parse_duration
 
 
 def _versioned(doc: dict, version: str, config_version: str | None = None) -> dict:

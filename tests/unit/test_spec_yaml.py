@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploykit.spec.durations import DurationError, format_duration, parse_duration
+from deploykit.durations import DurationError, format_duration, parse_duration
 from deploykit.spec.yamlsrc import format_path, load_yaml
 
 

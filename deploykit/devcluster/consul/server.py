@@ -26,10 +26,10 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from deploykit.devcluster.consul.acl import Acl, Authorizer, TokenRules, UnknownToken
-from deploykit.devcluster.consul.durations import format_duration, parse_duration
 from deploykit.devcluster.consul.journal import Journal, read_state
 from deploykit.devcluster.consul.store import Entry, Session, Store, Tx, TxnFailed
 from deploykit.devcluster.consul.watch import WatchHub
+from deploykit.durations import format_go_duration, parse_go_duration
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class ConsulServer:
             old.cancel()
         if not sess.ttl:
             return
-        delay = parse_duration(sess.ttl) * self.session_ttl_multiplier
+        delay = parse_go_duration(sess.ttl) * self.session_ttl_multiplier
         self._timers[sess.id] = asyncio.get_running_loop().call_later(delay, self._expire, sess.id)
 
     def _expire(self, session_id: str) -> None:
@@ -245,7 +245,7 @@ class ConsulServer:
         wait = DEFAULT_WAIT
         if q.get("wait"):
             try:
-                wait = parse_duration(q["wait"])
+                wait = parse_go_duration(q["wait"])
             except ValueError:
                 raise HTTPError(400, "Invalid wait time") from None
             if wait <= 0:
@@ -567,7 +567,7 @@ def _lock_delay_ns(value: Any) -> int:
         # Consul: small numbers are seconds, large ones nanoseconds
         return int(value * 1e9) if value < 1000 else int(value)
     try:
-        return int(parse_duration(str(value)) * 1e9)
+        return int(parse_go_duration(str(value)) * 1e9)
     except ValueError:
         raise HTTPError(400, f"Request decode failed: invalid LockDelay {value!r}") from None
 
@@ -588,16 +588,16 @@ async def session_create(request: web.Request) -> web.StreamResponse:
     ttl_text = _ci(doc, "TTL") or ""
     if ttl_text:
         try:
-            ttl = parse_duration(str(ttl_text))
+            ttl = parse_go_duration(str(ttl_text))
         except ValueError:
             raise HTTPError(400, f"Request decode failed: invalid TTL {ttl_text!r}") from None
         if ttl != 0 and not (srv.session_ttl_min <= ttl <= 86400):
             raise HTTPError(
                 400,
                 f"Invalid Session TTL '{ttl_text}', must be between "
-                f"[{format_duration(srv.session_ttl_min)}={format_duration(86400)}]",
+                f"[{format_go_duration(srv.session_ttl_min)}={format_go_duration(86400)}]",
             )
-        ttl_text = format_duration(ttl) if ttl else ""
+        ttl_text = format_go_duration(ttl) if ttl else ""
     node = _ci(doc, "Node") or srv.node_name
     tx = srv.store.begin()
     sess = Session(
