@@ -20,8 +20,6 @@ import asyncio
 import base64
 import multiprocessing
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,22 +32,12 @@ from typing import Any
 import aiohttp
 import consul
 import requests
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchkit import free_port, pct, stop_group, wait_http
 
 
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def bench_writes(c: consul.Consul, n: int, pid: int) -> tuple[float, float, float, float]:
@@ -179,7 +167,7 @@ def main() -> int:
     ap.add_argument("--server-arg", action="append", default=[],
                     help="extra server flag, e.g. --server-arg=--journal-inline-budget=0")
     args = ap.parse_args()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="dk-consul-bench-") as tmp:
         proc = subprocess.Popen(
@@ -188,15 +176,7 @@ def main() -> int:
             stdout=subprocess.DEVNULL, start_new_session=True,
         )
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    requests.get(f"{url}/v1/status/leader", timeout=1)
-                    break
-                except requests.RequestException:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+            wait_http(f"{url}/v1/status/leader", 20, proc, interval=0.05)
             c = consul.Consul(host="127.0.0.1", port=port)
             c.token = None
             txn_s, put_s, txn_cpu, put_cpu = bench_writes(c, args.keys, proc.pid)
@@ -211,13 +191,12 @@ def main() -> int:
             rtt = [x * 1000 for x in idle["during"][1]]
             print(f"wake-up latency (PUT start -> blocked GET returns; {idle['waiting']:.0f} other waiters parked), "
                   f"{len(ms)} samples: p50 "
-                  f"{statistics.median(ms):.2f} ms  p95 {_pct(ms, 95):.2f} ms  p99 {_pct(ms, 99):.2f} ms  "
+                  f"{statistics.median(ms):.2f} ms  p95 {pct(ms, 95):.2f} ms  p99 {pct(ms, 99):.2f} ms  "
                   f"max {max(ms):.2f} ms")
             print(f"for scale, the PUT round trip (py-consul, fsync included): p50 {statistics.median(rtt):.2f} ms"
-                  f"  p95 {_pct(rtt, 95):.2f} ms; load average {os.getloadavg()[0]:.2f}")
+                  f"  p95 {pct(rtt, 95):.2f} ms; load average {os.getloadavg()[0]:.2f}")
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(20)
+            stop_group(proc, 20)
     return 0
 
 

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,12 +19,7 @@ import time
 from pathlib import Path
 
 import requests
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchkit import free_port, kill_group, stop_group, wait_http
 
 
 def _start(port: int, state: str, extra: list[str]) -> tuple[subprocess.Popen, float]:
@@ -36,20 +28,16 @@ def _start(port: int, state: str, extra: list[str]) -> tuple[subprocess.Popen, f
         [sys.executable, "-m", "deploykit.devcluster.consul", "--port", str(port), "--state-dir", state, *extra],
         stdout=subprocess.DEVNULL, start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/v1/status/leader", timeout=1)
-            return proc, time.perf_counter() - t0
-        except requests.RequestException:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("server did not start") from None
-            time.sleep(0.02)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v1/status/leader", 120, proc)
+    except RuntimeError:
+        kill_group(proc)
+        raise
+    return proc, time.perf_counter() - t0
 
 
 def run(keys: int, value_bytes: int, extra: list[str], label: str) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     value = base64.b64encode(b"v" * value_bytes).decode()
     with tempfile.TemporaryDirectory(prefix="dk-consul-recovery-") as state:
@@ -62,15 +50,13 @@ def run(keys: int, value_bytes: int, extra: list[str], label: str) -> None:
             r = s.put(f"{url}/v1/txn", json=ops, timeout=30)
             r.raise_for_status()
         write_s = time.perf_counter() - t0
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_group(proc)
         files = {p.name: p.stat().st_size for p in Path(state).iterdir()}
         proc, warm = _start(port, state, extra)
         try:
             got = len(requests.get(f"{url}/v1/kv/r/?keys", timeout=60).json())
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
+            stop_group(proc, 30)
         sizes = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sorted(files.items()))
         print(f"{label}: wrote {keys} keys in {write_s:.1f} s; after kill -9: ready in {warm:.2f} s "
               f"(empty start {cold:.2f} s), {got}/{keys} keys back; files: {sizes}")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,13 +15,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from benchkit import free_port, stop_group, wait_http
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -39,24 +33,13 @@ class Server:
              "--state-dir", str(self.state_dir), "--event-heartbeat", heartbeat, "--log-level", "WARNING"],
             cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
             stderr=open(self.state_dir / "server.log", "wb"))  # noqa: SIM115
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.url}/ping", timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("devcluster did not start")
+        wait_http(f"{self.url}/ping", 30, interval=0.05)
 
     def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        stop_group(self.proc, 30)
         self.tmp.cleanup()
 
 
@@ -100,8 +83,3 @@ class Events:
             if self.conn.sock is not None:
                 self.conn.sock.shutdown(socket.SHUT_RDWR)
         self.conn.close()
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]

@@ -13,7 +13,8 @@ import statistics
 import time
 
 import requests
-from devcluster_common import Events, Server, pct
+from benchkit import pct
+from devcluster_common import Events, Server
 
 
 def app(instances: int) -> dict:

@@ -15,7 +15,8 @@ import signal
 import time
 
 import requests
-from devcluster_common import Events, Server, pct
+from benchkit import pct
+from devcluster_common import Events, Server
 
 
 def run(samples: int, subscribers: int) -> tuple[list[float], list[float]]:

@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests
+from benchkit import free_port
 from gen_apps import make_apps
 
 from deploykit.clients.marathon import MarathonClient
@@ -315,7 +316,7 @@ def main() -> None:
     marathon_url = conn.recv()
     work = Path(tempfile.mkdtemp(prefix="dk-lb-bench-"))
     settings = LbSettings(
-        http_port=0 or _free_port(),
+        http_port=0 or free_port(),
         bind_address="127.0.0.1",
         config=str(work / "haproxy.cfg"),
         master_socket=str(work / "master.sock"),
@@ -430,12 +431,6 @@ def main() -> None:
 def _loop(daemon: Daemon, stop: threading.Event) -> None:
     while not stop.is_set():
         daemon.step()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 if __name__ == "__main__":

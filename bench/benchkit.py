@@ -1,0 +1,60 @@
+"""Helpers the bench scripts share: free ports, percentiles, starting and stopping a server process.
+
+Scripts run as `.venv/bin/python bench/<name>.py`, so `from benchkit import ...` finds this sibling module.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, interval: float = 0.02) -> float:
+    """Poll `url` until it answers at all (any HTTP status); seconds waited. RuntimeError if `proc` dies first."""
+    t0 = time.monotonic()
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return time.monotonic() - t0
+        except urllib.error.HTTPError:
+            return time.monotonic() - t0
+        except OSError:
+            if time.monotonic() - t0 > timeout or (proc is not None and proc.poll() is not None):
+                raise RuntimeError(f"{url} did not answer within {timeout}s") from None
+            time.sleep(interval)
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM the server's process group; SIGKILL it if it has not exited after `timeout`."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the server's process group (a crash) and reap it."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
