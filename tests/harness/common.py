@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +50,29 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
+
+
+def spawn(argv: Sequence[str], log_path: Path, **popen_kw) -> subprocess.Popen:
+    """Start a service in its own process group (so stop/kill reach its children), output appended to a log."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **popen_kw)
+
+
+def stop_group(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    """SIGTERM the process group (a clean shutdown); SIGKILL it when it has not exited after `timeout`."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def kill_group(proc: subprocess.Popen | None) -> None:
+    """SIGKILL the process group: what a crash looks like (no flush, no cleanup)."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

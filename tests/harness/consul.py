@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -13,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness.common import free_port, wait_until
+from tests.harness.common import free_port, kill_group, spawn, stop_group, wait_until
 
 
 class ConsulServerProcess:
@@ -40,12 +38,8 @@ class ConsulServerProcess:
         return "127.0.0.1"
 
     def start(self, timeout: float = 20) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "deploykit.devcluster.consul", "--port", str(self.port),
-                 "--state-dir", str(self.state_dir), *self.args],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
+        self.proc = spawn([sys.executable, "-m", "deploykit.devcluster.consul", "--port", str(self.port),
+                           "--state-dir", str(self.state_dir), *self.args], self.log_path)
 
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
@@ -56,19 +50,11 @@ class ConsulServerProcess:
 
     def kill(self) -> None:
         """SIGKILL: what a crash looks like (no flush, no cleanup)."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        kill_group(self.proc)
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc)
         self.proc = None
 
 

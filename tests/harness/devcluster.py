@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.common import free_port, port_open, wait_until
+from tests.harness.common import free_port, port_open, spawn, stop_group, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,9 +97,7 @@ class Devcluster:
 
     def start(self, wait_leader: bool | None = None, timeout: float = 30) -> Devcluster:
         """Start the process; wait until it serves (and, without --zk, until it leads)."""
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True, cwd=REPO_ROOT)
+        self.proc = spawn(self.command(), self.log_path, cwd=REPO_ROOT)
         wait_until(lambda: self._alive() and port_open(self.marathon_port), timeout, "devcluster Marathon port")
         if self.consul_port:
             wait_until(lambda: port_open(self.consul_port), timeout, "devcluster Consul port")
@@ -148,13 +146,7 @@ class Devcluster:
         if self.proc is None:
             return
         groups = self._recorded_task_groups()
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc, timeout)
         self._kill_groups(groups)
         self.proc = None
 

@@ -11,11 +11,10 @@ All are session-scoped; each is stopped (its process group killed) at teardown.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
 import json
-import os
 import secrets
-import signal
 import ssl
 import subprocess
 import tempfile
@@ -25,11 +24,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness.common import free_port, require_binary, wait_until
+from tests.harness.common import free_port, require_binary, spawn, stop_group, wait_until
 
 
 class Registry:
@@ -89,19 +89,11 @@ class Registry:
 
     def start(self) -> None:
         binary = require_binary("docker-registry")
-        with open(self.workdir / "registry.log", "ab") as log:
-            self.proc = subprocess.Popen([binary, "serve", str(self.config)], stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+        self.proc = spawn([binary, "serve", str(self.config)], self.workdir / "registry.log")
         wait_until(self._answers, 30, "docker-registry")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc)
         self.proc = None
 
 
@@ -172,52 +164,46 @@ class TokenService:
         self.server.server_close()
 
 
-@pytest.fixture(scope="session")
-def registry():
-    with tempfile.TemporaryDirectory(prefix="dk-registry-") as tmp:
-        reg = Registry(Path(tmp))
-        reg.start()
+@contextlib.contextmanager
+def _running(prefix: str, *, token_auth: tuple[str, str] | None = None, **kw) -> Iterator[Registry]:
+    """A started Registry in a fresh temp dir (behind a token service with `token_auth`), stopped on the way out."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        token = TokenService(Path(tmp), token_auth) if token_auth else None
+        reg = Registry(Path(tmp), token=token, **kw)
+        if token is not None:
+            reg.token_service = token
         try:
+            reg.start()
             yield reg
         finally:
             reg.stop()
+            if token is not None:
+                token.close()
+
+
+@pytest.fixture(scope="session")
+def registry():
+    with _running("dk-registry-") as reg:
+        yield reg
 
 
 @pytest.fixture(scope="session")
 def auth_registry():
-    with tempfile.TemporaryDirectory(prefix="dk-registry-auth-") as tmp:
-        reg = Registry(Path(tmp), auth=("ci-bot", secrets.token_urlsafe(12)))
-        reg.start()
-        try:
-            yield reg
-        finally:
-            reg.stop()
+    with _running("dk-registry-auth-", auth=("ci-bot", secrets.token_urlsafe(12))) as reg:
+        yield reg
 
 
 @pytest.fixture(scope="session")
 def token_registry():
     """A registry behind Bearer token auth; `.token_service.issued` counts the tokens handed out."""
     require_binary("openssl")
-    with tempfile.TemporaryDirectory(prefix="dk-registry-token-") as tmp:
-        token = TokenService(Path(tmp), ("ci-bot", secrets.token_urlsafe(12)))
-        reg = Registry(Path(tmp), token=token)
-        reg.token_service = token
-        try:
-            reg.start()
-            yield reg
-        finally:
-            reg.stop()
-            token.close()
+    with _running("dk-registry-token-", token_auth=("ci-bot", secrets.token_urlsafe(12))) as reg:
+        yield reg
 
 
 @pytest.fixture(scope="session")
 def tls_registry():
     """A registry serving HTTPS with a self-signed certificate (needs `registry.insecure` to be used)."""
     require_binary("openssl")
-    with tempfile.TemporaryDirectory(prefix="dk-registry-tls-") as tmp:
-        reg = Registry(Path(tmp), tls=True)
-        try:
-            reg.start()
-            yield reg
-        finally:
-            reg.stop()
+    with _running("dk-registry-tls-", tls=True) as reg:
+        yield reg

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -11,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.common import IN_CI, free_port, wait_until
+from tests.harness.common import IN_CI, free_port, spawn, stop_group, wait_until
 
 ZK_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/*"
 
@@ -46,22 +44,12 @@ class ZooKeeper:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        with open(self.workdir / "zk.out", "ab") as log:
-            self.proc = subprocess.Popen(
-                ["java", "-Xmx256m", "-cp", ZK_CLASSPATH, f"-Dzookeeper.log.dir={self.workdir}",
-                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg)],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
+        self.proc = spawn(["java", "-Xmx256m", "-cp", ZK_CLASSPATH, f"-Dzookeeper.log.dir={self.workdir}",
+                           "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg)], self.workdir / "zk.out")
         wait_until(lambda: _ruok(self.port), 30, "ZooKeeper")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc)
         self.proc = None
 
 
