@@ -13,11 +13,11 @@ import tempfile
 from pathlib import Path
 
 from deploykit.errors import BuildError
-from deploykit.image.backend import Backend, BuildSpec, ImageInfo, normalize_id
+from deploykit.image.backend import BuildSpec, CliBackend, ImageInfo, build_flags, normalize_id
 from deploykit.image.runner import CommandFailed, Runner
 
 
-class BuildahBackend(Backend):
+class BuildahBackend(CliBackend):
     name = "buildah"
 
     def __init__(
@@ -52,30 +52,11 @@ class BuildahBackend(Backend):
         return argv
 
     def build_argv(self, spec: BuildSpec, iidfile: str) -> list[str]:
-        """The exact command line (public so the benchmark runs the same command by hand)."""
         argv = [*self._base(), "bud", "--isolation", self.isolation, "--format", self.image_format,
                 "--iidfile", iidfile, "-f", str(spec.dockerfile)]
         if self.layers:
             argv.append("--layers")
-        if spec.no_cache:
-            argv.append("--no-cache")
-        if spec.target:
-            argv += ["--target", spec.target]
-        for key, value in spec.build_args.items():
-            argv += ["--build-arg", f"{key}={value}"]
-        for key, value in spec.labels.items():
-            argv += ["--label", f"{key}={value}"]
-        for ref in spec.refs:
-            argv += ["-t", ref]
-        argv.append(str(spec.context))
-        return argv
-
-    def build(self, spec: BuildSpec) -> ImageInfo:
-        with tempfile.TemporaryDirectory(prefix="dk-build-") as tmp:
-            iidfile = str(Path(tmp) / "iid")
-            self.runner.run(self.build_argv(spec, iidfile), what="image build", timeout=spec.timeout, stream=True)
-            image_id = normalize_id(Path(iidfile).read_text())
-        return ImageInfo(image_id, dict(spec.labels))  # the labels we set; no extra `inspect` round trip
+        return argv + build_flags(spec)
 
     def tag(self, source: str, targets: list[str]) -> None:
         if targets:

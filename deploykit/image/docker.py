@@ -8,15 +8,14 @@ the daemon's `insecure-registries` setting; docker treats 127.0.0.0/8 as insecur
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 from deploykit.errors import BuildError
-from deploykit.image.backend import Backend, BuildSpec, ImageInfo, normalize_id
+from deploykit.image.backend import BuildSpec, CliBackend, ImageInfo, build_flags, normalize_id
 from deploykit.image.runner import CommandFailed, Runner
 
 
-class DockerBackend(Backend):
+class DockerBackend(CliBackend):
     name = "docker"
 
     def __init__(self, runner: Runner, *, binary: str = "docker"):
@@ -24,26 +23,7 @@ class DockerBackend(Backend):
         self.binary = binary
 
     def build_argv(self, spec: BuildSpec, iidfile: str) -> list[str]:
-        argv = [self.binary, "build", "--iidfile", iidfile, "-f", str(spec.dockerfile)]
-        if spec.no_cache:
-            argv.append("--no-cache")
-        if spec.target:
-            argv += ["--target", spec.target]
-        for key, value in spec.build_args.items():
-            argv += ["--build-arg", f"{key}={value}"]
-        for key, value in spec.labels.items():
-            argv += ["--label", f"{key}={value}"]
-        for ref in spec.refs:
-            argv += ["-t", ref]
-        argv.append(str(spec.context))
-        return argv
-
-    def build(self, spec: BuildSpec) -> ImageInfo:
-        with tempfile.TemporaryDirectory(prefix="dk-build-") as tmp:
-            iidfile = str(Path(tmp) / "iid")
-            self.runner.run(self.build_argv(spec, iidfile), what="image build", timeout=spec.timeout, stream=True)
-            image_id = normalize_id(Path(iidfile).read_text())
-        return ImageInfo(image_id, dict(spec.labels))
+        return [self.binary, "build", "--iidfile", iidfile, "-f", str(spec.dockerfile), *build_flags(spec)]
 
     def tag(self, source: str, targets: list[str]) -> None:
         for target in targets:
