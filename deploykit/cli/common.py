@@ -18,18 +18,21 @@ from typing import Any
 
 import click
 
+from deploykit.ci import in_ci
 from deploykit.errors import EXIT_INTERRUPTED, DeployKitError, ValidationError
+
+env_dir_option = click.option(
+    "--env-dir",
+    type=click.Path(file_okay=False),
+    envvar="DEPLOYKIT_ENV_DIR",
+    default=None,
+    help="Folder of Chef environment files (default: ./chef_attrs, then the shipped ones).",
+)
 
 
 def env_options(func: Callable) -> Callable:
     """--env NAME and --env-dir DIR (environment files, see deploykit.envs)."""
-    func = click.option(
-        "--env-dir",
-        type=click.Path(file_okay=False),
-        envvar="DEPLOYKIT_ENV_DIR",
-        default=None,
-        help="Folder of Chef environment files (default: ./chef_attrs, then the shipped ones).",
-    )(func)
+    func = env_dir_option(func)
     func = click.option("--env", "env_name", default="local", show_default=True, help="Environment name.")(func)
     return func
 
@@ -65,18 +68,6 @@ def console(stderr: bool = False):
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
     return Console(file=stream, force_terminal=is_tty, no_color=not is_tty, highlight=False, soft_wrap=True,
                    width=width)
-
-
-def in_ci(environ: Any = None) -> bool:
-    """True in a CI job (CI=true, or Jenkins' BUILD_URL + JOB_NAME): plain lines, no live display, never a prompt.
-
-    Some agents give builds a pseudo-terminal, so isatty() alone would turn on spinners and colour codes
-    that end up as noise in the Jenkins log.
-    """
-    env = os.environ if environ is None else environ
-    if str(env.get("CI", "")).lower() in ("1", "true", "yes"):
-        return True
-    return bool(env.get("BUILD_URL") and env.get("JOB_NAME"))
 
 
 def print_json(doc: Any) -> None:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from deploykit.cli.common import handle_errors, output_options
+from deploykit.cli.common import env_dir_option, handle_errors, output_options
 from deploykit.errors import Problem, ValidationError
 
 TOKEN_ENV = "JENKINS_API_TOKEN"
@@ -28,8 +28,7 @@ def _pipeline_options(func):
                      help="How long a deploy waits for deploykit's lock when someone else holds it."),
         click.option("--templates", "templates_dir", type=click.Path(file_okay=False), default=None,
                      help="Folder with your own Jenkinsfile.j2 / jenkins-job.xml.j2 (default: the shipped ones)."),
-        click.option("--env-dir", type=click.Path(file_okay=False), envvar="DEPLOYKIT_ENV_DIR", default=None,
-                     help="Folder of Chef environment files."),
+        env_dir_option,
     ]
     for opt in reversed(opts):
         func = opt(func)

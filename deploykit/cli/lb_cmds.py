@@ -11,7 +11,7 @@ import importlib.util
 
 import click
 
-from deploykit.cli.common import handle_errors
+from deploykit.cli.common import env_dir_option, handle_errors
 
 _LAZY = {"run": ("deploykit.cli.lb_run_cmd", "run")}
 
@@ -46,8 +46,7 @@ def lb() -> None:
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               show_default=True, help="Where to write haproxy.cfg.")
 @click.option("--env", "env_name", default=None, help="Take HAProxy settings from this environment's file.")
-@click.option("--env-dir", type=click.Path(file_okay=False), envvar="DEPLOYKIT_ENV_DIR", default=None,
-              help="Folder of Chef environment files (default: ./chef_attrs, then the shipped ones).")
+@env_dir_option
 @click.option("--strict", is_flag=True, help="Exit 2 when any app is rejected (default: skip it and warn).")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 @click.option("--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,

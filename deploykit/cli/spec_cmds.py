@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from deploykit.cli.common import console, handle_errors, output_options, print_json
+from deploykit.cli.common import console, env_dir_option, env_options, handle_errors, output_options, print_json
 
 
 @click.command(
@@ -24,13 +24,7 @@ Examples:
     default=None,
     help="Environment to validate against (default: the base and every overlay, no environment-file rules).",
 )
-@click.option(
-    "--env-dir",
-    type=click.Path(file_okay=False),
-    envvar="DEPLOYKIT_ENV_DIR",
-    default=None,
-    help="Folder of Chef environment files (default: ./chef_attrs, then the shipped ones).",
-)
+@env_dir_option
 @output_options
 @handle_errors("validate")
 def validate(
@@ -83,14 +77,7 @@ Examples:
 """,
 )
 @click.argument("app_file", type=click.Path(dir_okay=False))
-@click.option("--env", "env_name", default="local", show_default=True, help="Environment name.")
-@click.option(
-    "--env-dir",
-    type=click.Path(file_okay=False),
-    envvar="DEPLOYKIT_ENV_DIR",
-    default=None,
-    help="Folder of Chef environment files (default: ./chef_attrs, then the shipped ones).",
-)
+@env_options
 @click.option("--image-tag", default=None, help="Run this tag of the app's image.")
 @click.option("--image-digest", default=None, help="Run this digest (sha256:...) of the app's image.")
 @click.option(

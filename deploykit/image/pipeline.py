@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deploykit.buildrecord import BuildRecord, save_record
+from deploykit.ci import in_ci
 from deploykit.errors import EXIT_LOCKED, BuildError, DeployKitError, Problem, ValidationError
 from deploykit.gitinfo import GitInfo, read_git_info
 from deploykit.image.auth import Credentials, private_authfile
@@ -104,13 +105,6 @@ def created_timestamp(environ: Mapping[str, str], git: GitInfo | None = None) ->
     else:
         moment = datetime.now(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def in_ci(environ: Mapping[str, str]) -> bool:
-    """CI=true, or a Jenkins job (BUILD_URL + JOB_NAME; Jenkins does not set CI) — same rule as cli.common."""
-    if environ.get("CI", "").lower() in ("1", "true", "yes"):
-        return True
-    return bool(environ.get("BUILD_URL") and environ.get("JOB_NAME"))
 
 
 def plan_build(
