@@ -24,7 +24,7 @@ class DurationType(click.ParamType):
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
         if isinstance(value, float):
             return value
-        from deploykit.spec.durations import DurationError, parse_duration
+        from deploykit.durations import DurationError, parse_duration
 
         try:
             return parse_duration(value)
