@@ -36,7 +36,7 @@ class UpOptions:
 
     def problems(self) -> list[Problem]:
         """Everything wrong with the options, found before anything starts."""
-        from deploykit.devcluster.util import parse_zk_url
+        from deploykit.devcluster.util import parse_zk_url, port_free
         from deploykit.durations import parse_seconds
 
         out: list[Problem] = []
@@ -46,7 +46,7 @@ class UpOptions:
                 continue
             if not 0 < port < 65536:
                 out.append(Problem(None, flag, f"{port} is not a TCP port", hint="use 1-65535"))
-            elif not _port_free("127.0.0.1", port):
+            elif not port_free("127.0.0.1", port):
                 out.append(Problem(None, flag, f"port {port} is already in use on 127.0.0.1",
                                    hint=f"pick another one, e.g. {flag} {port + 10}"))
         if self.consul_port and self.consul_port == self.marathon_port:
@@ -177,17 +177,6 @@ def _get(url: str) -> dict:
         raise RemoteError(f"{url} answered {exc.code}", status=exc.code, body=body) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise UnreachableError(f"cannot reach the devcluster at {url}: {exc} (is it up? `deploykit local up`)") from exc
-
-
-def _port_free(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _ping(url: str) -> bool:

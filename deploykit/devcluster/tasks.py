@@ -14,7 +14,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import tarfile
 import time
 import urllib.parse
@@ -22,7 +21,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploykit.devcluster.util import iso_ms, wait_or_timeout
+from deploykit.devcluster.util import iso_ms, port_free, wait_or_timeout
 
 HOST = "127.0.0.1"
 SLAVE_ID = "devcluster-agent-S0"
@@ -133,7 +132,7 @@ class PortAllocator:
             for _ in range(self.high - self.low + 1):
                 p = self._next
                 self._next = self.low if p >= self.high else p + 1
-                if p not in self.used and _bindable(p):
+                if p not in self.used and port_free(HOST, p):
                     self.used.add(p)
                     ports.append(p)
                     break
@@ -145,15 +144,6 @@ class PortAllocator:
     def release(self, ports: list[int]) -> None:
         for p in ports:
             self.used.discard(p)
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def task_env(task: Task, app: dict, port_specs: list[dict]) -> dict[str, str]:

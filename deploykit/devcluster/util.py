@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import tempfile
 import time
 import uuid
@@ -40,6 +41,16 @@ def parse_zk_url(url: str) -> tuple[str, str]:
     if parsed.scheme != "zk" or not parsed.netloc:
         raise ValueError(f"not a zk:// URL: {url!r} (expected zk://host:port[,host:port]/path)")
     return parsed.netloc, (parsed.path.rstrip("/") or "/marathon")
+
+
+def port_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port (we can bind it ourselves)."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def new_uuid() -> str:
