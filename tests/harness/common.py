@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -76,3 +78,40 @@ def kill_group(proc: subprocess.Popen | None) -> None:
         return
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+class _NamedHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = (f"{self.server.name} {self.path}" if self.server.echo_path else self.server.name).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class NamedHTTPServer(http.server.ThreadingHTTPServer):
+    """A tiny backend on a free 127.0.0.1 port answering every GET with its name (and ' <path>' with echo_path),
+    so a test can tell which server HAProxy routed to. Serves on a daemon thread until close()."""
+
+    daemon_threads = True
+
+    def __init__(self, name: str, *, echo_path: bool = False) -> None:
+        super().__init__(("127.0.0.1", 0), _NamedHandler)
+        self.name, self.echo_path = name, echo_path
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def handle_error(self, request, client_address) -> None:  # HAProxy's checks reset connections; not an error
+        pass
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()

@@ -8,9 +8,7 @@ End-to-end runs against the devcluster live in test_lb_e2e*.py.
 
 from __future__ import annotations
 
-import http.server
 import queue
-import threading
 import urllib.request
 
 import pytest
@@ -21,30 +19,9 @@ from deploykit.lb.haproxy import HAProxy
 from deploykit.lb.model import LbSettings
 from deploykit.lb.render import Renderer
 from deploykit.lb.source import LeaderSource
-from tests.harness.common import free_port
+from tests.harness.common import NamedHTTPServer, free_port
 
 pytestmark = pytest.mark.integration
-
-
-class _Named(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        body = self.server.name.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):  # HAProxy's checks reset connections; not an error here
-        pass
 
 
 @pytest.fixture
@@ -54,17 +31,14 @@ def web_servers():
     def make(n: int) -> list[int]:
         ports = []
         for _ in range(n):
-            srv = _Server(("127.0.0.1", 0), _Named)
-            srv.name = f"t{len(servers)}"
-            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            srv = NamedHTTPServer(f"t{len(servers)}")
             servers.append(srv)
-            ports.append(srv.server_address[1])
+            ports.append(srv.port)
         return ports
 
     yield make
     for s in servers:
-        s.shutdown()
-        s.server_close()
+        s.close()
 
 
 class MemorySource:

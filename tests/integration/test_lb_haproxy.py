@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 import urllib.request
 
 import pytest
 
 from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed, set_server_commands
-from tests.harness.common import free_port
+from tests.harness.common import NamedHTTPServer, free_port
 
 pytestmark = pytest.mark.integration
 
 
-class _Named(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = self.server.name.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def backends():
-    servers = []
-    for name in ("one", "two"):
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Named)
-        srv.name = name
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-    yield [s.server_address[1] for s in servers]
+    servers = [NamedHTTPServer(name) for name in ("one", "two")]
+    yield [s.port for s in servers]
     for s in servers:
-        s.shutdown()
-        s.server_close()
+        s.close()
 
 
 def _config(inst, extra: str = "", port: int | None = None) -> str:

@@ -2,52 +2,30 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.harness.common import free_port, require_binary, wait_until
+from tests.harness.common import NamedHTTPServer, free_port, require_binary, wait_until
 
 pytestmark = pytest.mark.integration
 
 DEPLOYKIT = [str(Path(sys.executable).parent / "deploykit")]
 
 
-class _Named(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        body = f"{self.server.name} {self.path}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def http_backends():
     """Three tiny local HTTP servers answering '<name> <path>'."""
-    servers = []
-    for name in ("alpha", "beta", "gamma"):
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Named)
-        srv.name = name
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-    yield {s.name: s.server_address[1] for s in servers}
+    servers = [NamedHTTPServer(name, echo_path=True) for name in ("alpha", "beta", "gamma")]
+    yield {s.name: s.port for s in servers}
     for s in servers:
-        s.shutdown()
-        s.server_close()
+        s.close()
 
 
 def _task(tid: str, port: int) -> dict:
