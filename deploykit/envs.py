@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from deploykit.errors import Problem, ValidationError
+from deploykit.hints import did_you_mean
 from deploykit.spec.fields import choice, number, pattern
-from deploykit.spec.hints import did_you_mean
 from deploykit.spec.problems import from_pydantic
 from deploykit.spec.yamlsrc import PathKey, load_yaml
 

@@ -8,13 +8,13 @@ drops a stage or interpolates secrets into `sh` is refused before it reaches Jen
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploykit import __version__
 from deploykit.errors import InternalError, Problem, ValidationError
+from deploykit.hints import did_you_mean
 from deploykit.jenkins import groovy
 from deploykit.jenkins.appinfo import AppFacts, EnvCredentials
 from deploykit.jenkins.templating import render
@@ -103,11 +103,6 @@ class Pipeline:
         return tuple(out)
 
 
-def _did_you_mean(name: str, choices: tuple[str, ...]) -> str | None:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
 def _var_id(var: str) -> str:
     return var.lower().replace("_", "-")
 
@@ -153,12 +148,12 @@ def build_pipeline(facts: AppFacts, options: PipelineOptions) -> Pipeline:
     build_env = options.build_env or envs[0]
     if build_env not in envs:
         problems.append(Problem(None, "--build-env", f"{build_env!r} is not one of --env {','.join(envs)}",
-                                _did_you_mean(build_env, envs)))
+                                did_you_mean(build_env, envs, fallback=None)))
     if tuple(options.approve) != DEFAULT_APPROVE:  # an explicit list: a typo must not skip an approval
         for name in options.approve:
             if name not in envs:
                 problems.append(Problem(None, "--approve", f"{name!r} is not one of --env {','.join(envs)}",
-                                        _did_you_mean(name, envs)))
+                                        did_you_mean(name, envs, fallback=None)))
     for name, value in (("build", options.build_timeout_minutes), ("deploy", options.deploy_timeout_minutes)):
         if not 1 <= value <= 24 * 60:
             problems.append(Problem(None, f"--{name}-timeout", f"{value} minutes is out of range", "1..1440"))

@@ -11,7 +11,6 @@ unchanged backends, so `changes.diff` can skip them by identity. Plain slotted d
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import gc
 import ipaddress
@@ -24,6 +23,7 @@ from pathlib import PurePath
 from typing import Any
 
 from deploykit.errors import Problem, ValidationError
+from deploykit.hints import did_you_mean
 from deploykit.lb.labels import AppLabels, CheckSpec, Ignored, LabelError, PortLabels, Rejected, parse_labels
 
 __all__ = [
@@ -116,9 +116,9 @@ class LbSettings:
         if kwargs.get("min_slots") == 0:
             problems.append(Problem(file, f"{path}.min_slots", "must be at least 1"))
         for key in list(extra):
-            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.8)
-            if close:
-                problems.append(Problem(file, f"{path}.{key}", "unknown key", hint=f"did you mean {close[0]!r}?"))
+            hint = did_you_mean(key, known, cutoff=0.8, fallback=None)
+            if hint:
+                problems.append(Problem(file, f"{path}.{key}", "unknown key", hint=hint))
         if problems:
             raise ValidationError(problems)
         return cls(extra=extra, **kwargs)

@@ -14,7 +14,7 @@ from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
 from deploykit.durations import DurationError, format_duration, parse_duration
-from deploykit.spec.hints import did_you_mean
+from deploykit.hints import did_you_mean
 
 
 def fail(message: str, hint: str | None = None) -> PydanticCustomError:

@@ -91,7 +91,7 @@ NEEDS_VALUE = ("LIKE", "UNLIKE", "MAX_PER")
 
 
 def _constraint(value: Any) -> list[str]:
-    from deploykit.spec.hints import did_you_mean
+    from deploykit.hints import did_you_mean
 
     example = "e.g. [hostname, UNIQUE] or [rack, GROUP_BY, '3']"
     if not isinstance(value, list) or not 2 <= len(value) <= 3:

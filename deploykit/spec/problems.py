@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from deploykit.errors import Problem
-from deploykit.spec.hints import did_you_mean
+from deploykit.hints import did_you_mean
 from deploykit.spec.yamlsrc import PathKey, SourceDoc, format_path
 
 _TYPE_MESSAGES = {

@@ -12,8 +12,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploykit.hints import did_you_mean
 from deploykit.labels import CONFIG_PREFIX_ENV
-from deploykit.spec.hints import did_you_mean
 from deploykit.spec.yamlsrc import PathKey
 
 if TYPE_CHECKING:
