@@ -7,12 +7,11 @@ that was pushed. Pure data + JSON (de)serialisation; the file I/O is two calls.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from deploykit.atomicfile import atomic_write
 from deploykit.errors import Problem, ValidationError
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -78,9 +77,4 @@ def load_record(path: str | Path) -> BuildRecord:
 
 def save_record(record: BuildRecord, path: str | Path) -> None:
     """Write atomically (a crash never leaves half a record for the next deploy)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=".build-", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(record.to_dict(), fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(record.to_dict(), indent=2) + "\n", mode=0o600)

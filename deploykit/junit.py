@@ -15,10 +15,11 @@ import json
 import os
 import re
 import socket
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from xml.etree import ElementTree as ET
+
+from deploykit.atomicfile import atomic_write
 
 # XML 1.0 Char production, minus what we never want in a report
 _INVALID_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -120,17 +121,7 @@ def build_report(suite: str, case: str, result: dict) -> ET.Element:
 
 def write_xml(path: str, root: ET.Element) -> None:
     """Write atomically, so Jenkins never archives a half-written file; creates the folder."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".junit-", suffix=".xml")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            ET.ElementTree(root).write(fh, encoding="utf-8", xml_declaration=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(os.path.abspath(path), ET.tostring(root, encoding="utf-8", xml_declaration=True), mode=0o600)
 
 
 def write_report(path: str, *, suite: str, case: str, result: dict) -> None:

@@ -192,10 +192,6 @@ def _show(report: dict) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    import tempfile
+    from deploykit.atomicfile import atomic_write
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".Jenkinsfile-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text, mode=0o600)

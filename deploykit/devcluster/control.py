@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploykit.atomicfile import atomic_write
 from deploykit.errors import LockedError, Problem, RemoteError, UnreachableError, ValidationError
 
 RUNTIME_FILE = "devcluster.json"
@@ -90,10 +91,7 @@ def _record(opts: UpOptions, pid: int) -> dict:
             "consul_url": f"http://{opts.hostname}:{opts.consul_port}" if opts.consul_port else None,
             "zk": opts.zk, "state_dir": str(opts.state_dir.resolve()), "log": str(opts.state_dir / LOG_FILE),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    opts.state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = opts.state_dir / f".{RUNTIME_FILE}.tmp"
-    tmp.write_text(json.dumps(info, indent=2))
-    os.replace(tmp, opts.state_dir / RUNTIME_FILE)
+    atomic_write(opts.state_dir / RUNTIME_FILE, json.dumps(info, indent=2))
     return info
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import socket
-import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from deploykit.atomicfile import atomic_write
 
 
 def iso_ms(ts: float | None = None) -> str:
@@ -68,18 +67,7 @@ def instance_id_for(app_id: str) -> str:
 
 def atomic_write_json(path: Path, doc: Any) -> None:
     """Write-then-rename so a crash never leaves a half-written state file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, json.dumps(doc, indent=1, sort_keys=True), mode=0o600, fsync=True)
 
 
 async def wait_or_timeout(aw, timeout: float):

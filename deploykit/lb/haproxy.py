@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploykit.atomicfile import atomic_write
 from deploykit.errors import DeployKitError, RemoteError, UnreachableError
 
 log = logging.getLogger(__name__)
@@ -400,9 +401,7 @@ class HAProxy:
 
     def _remember_good(self, text: str) -> None:
         self.last_good = text
-        tmp = self.last_good_path.with_name(self.last_good_path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.last_good_path)
+        atomic_write(self.last_good_path, text)
 
     def dump_server_state(self, new_config: str | None = None) -> None:
         """Write `show servers state` to the server-state-file so a reload keeps runtime state.
@@ -418,10 +417,7 @@ class HAProxy:
             raise RemoteError("unexpected `show servers state` reply", body=state[:300])
         if new_config is not None:
             state = filter_server_state(state, new_config)
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
-        tmp.write_text(state)
-        os.replace(tmp, self.state_file)
+        atomic_write(self.state_file, state)
 
     # -- lifecycle
 

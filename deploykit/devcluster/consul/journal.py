@@ -7,7 +7,7 @@ and the file I/O runs on one worker thread so the shared event loop never blocks
 
 Record framing: 4-byte big-endian length, 4-byte CRC32, JSON payload `{"i": index, "c": changes}`.
 A torn record at the tail (a crash mid-write: never acknowledged) is cut off at start-up.
-When the log passes `compact_bytes`, the whole state is written to `consul.snapshot.tmp`,
+When the log passes `compact_bytes`, the whole state is written to a temp file next to it,
 fsynced, renamed over `consul.snapshot` (atomic), the directory fsynced, and the log
 truncated; replay skips log records at or below the snapshot's index.
 """
@@ -23,6 +23,8 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from deploykit.atomicfile import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -162,12 +164,7 @@ class Journal:
         self.compactions += 1
 
     def _write_snapshot(self, state: dict[str, Any]) -> None:
-        tmp = self.state_dir / (SNAPSHOT_NAME + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(json.dumps(state, separators=(",", ":")).encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.state_dir / SNAPSHOT_NAME)
+        atomic_write(self.state_dir / SNAPSHOT_NAME, json.dumps(state, separators=(",", ":")), fsync=True)
         _fsync_dir(self.state_dir)
         assert self._fd is not None
         os.ftruncate(self._fd, 0)
