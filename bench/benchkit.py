@@ -26,6 +26,13 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def timed_run(argv: list[str], **run_kw) -> float:
+    """Seconds one command takes to finish (output discarded; a failure raises CalledProcessError)."""
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, **run_kw)
+    return time.perf_counter() - start
+
+
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, interval: float = 0.02) -> float:
     """Poll `url` until it answers at all (any HTTP status); seconds waited. RuntimeError if `proc` dies first."""
     t0 = time.monotonic()

@@ -11,18 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from benchkit import timed_run
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -37,11 +31,11 @@ def main() -> None:
         "deploykit render --help": [deploykit, "render", "--help"],
     }
     for cmd in commands.values():  # warm the page cache
-        timed(cmd)
+        timed_run(cmd)
     samples: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(args.runs):
         for name, cmd in commands.items():
-            samples[name].append(timed(cmd))
+            samples[name].append(timed_run(cmd))
     base = statistics.median(samples["python -c pass"])
     result = {}
     for name, values in samples.items():

@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchkit import timed_run  # noqa: E402
+
 from deploykit.image.backend import BuildSpec  # noqa: E402
 from deploykit.image.buildah import BuildahBackend  # noqa: E402
 from deploykit.image.pipeline import plan_build  # noqa: E402
@@ -37,12 +39,6 @@ from tests.harness.buildah import BuildahStore  # noqa: E402
 from tests.harness.registry import Registry  # noqa: E402
 
 JENKINS = {"BRANCH_NAME": "main", "BUILD_NUMBER": "1"}
-
-
-def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
-    start = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -84,12 +80,12 @@ def main() -> None:
             hand += [backend.push_argv(ref, authfile=None, insecure=True, digestfile=str(tmp / "digest"))
                      for ref in plan.refs]
 
-            timed(cli, env, app_dir)  # warm: first build fills the layer cache and the registry
+            timed_run(cli, env=env, cwd=app_dir)  # warm: first build fills the layer cache and the registry
             a_times: list[float] = []
             b_times: list[float] = []
             digests: set[str] = set()
             for _ in range(opts.runs):
-                a_times.append(timed(cli, env, app_dir))
+                a_times.append(timed_run(cli, env=env, cwd=app_dir))
                 digests.add(json.loads((tmp / "build.json").read_text())["digest"])
                 start = time.perf_counter()
                 for argv in hand:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lb_latency import StandInMarathon, _free_port, bench_apps, bench_templates
+from benchkit import free_port
+from lb_latency import StandInMarathon, bench_apps, bench_templates
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,9 +59,9 @@ def main() -> None:
     env_dir = work / "env"
     env_dir.mkdir()
     env = json.loads((ROOT / "chef_attrs" / "local.json").read_text())
-    env["default_attributes"]["deploykit"]["haproxy"]["http_port"] = _free_port()
+    env["default_attributes"]["deploykit"]["haproxy"]["http_port"] = free_port()
     (env_dir / "local.json").write_text(json.dumps(env))
-    metrics_port = _free_port()
+    metrics_port = free_port()
     cmd = [
         str(ROOT / ".venv" / "bin" / "deploykit"),
         "lb",
