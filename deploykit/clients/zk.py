@@ -16,8 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
@@ -30,8 +28,8 @@ from kazoo.exceptions import (
 )
 from kazoo.handlers.threading import KazooTimeoutError
 
-from deploykit.errors import AuthError, RemoteError, UnreachableError, ValidationError
-from deploykit.errors import Problem as _Problem
+from deploykit.errors import AuthError, RemoteError, UnreachableError
+from deploykit.zkurl import ZkUrl, parse_zk_url
 
 log = logging.getLogger(__name__)
 
@@ -48,42 +46,6 @@ __all__ = [
     "parse_zk_url",
     "translate",
 ]
-
-
-@dataclass(frozen=True)
-class ZkUrl:
-    """A parsed `zk://h1:2181,h2:2181/marathon`: kazoo's hosts string and the znode path."""
-
-    hosts: str
-    path: str
-
-    def __str__(self) -> str:
-        return f"zk://{self.hosts}{self.path}"
-
-
-def parse_zk_url(url: str, *, source: str | None = None, key: str = "marathon.zk") -> ZkUrl:
-    """Parse `zk://host[:port][,host[:port]...]/path` (the form Marathon's --zk takes).
-
-    Raises ValidationError naming `source`/`key` so a bad environment file says where the bad value is.
-    """
-    problems: list[_Problem] = []
-    parts = urlsplit(url.strip())
-    hosts = parts.netloc
-    path = parts.path.rstrip("/")
-    if parts.scheme != "zk":
-        problems.append(_Problem(source, key, f"{url!r} is not a zk:// URL", "e.g. zk://zk1:2181,zk2:2181/marathon"))
-    elif not hosts:
-        problems.append(_Problem(source, key, f"{url!r} names no ZooKeeper host", "e.g. zk://zk1:2181/marathon"))
-    else:
-        for host in hosts.split(","):
-            name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
-            if not name or (port and not port.isdigit()):
-                problems.append(_Problem(source, key, f"bad ZooKeeper host {host!r} in {url!r}", "use host:port"))
-    if not path:
-        problems.append(_Problem(source, key, f"{url!r} has no znode path", "Marathon's default is /marathon"))
-    if problems:
-        raise ValidationError(problems)
-    return ZkUrl(hosts=hosts, path=path)
 
 
 def translate(exc: Exception, what: str) -> Exception:

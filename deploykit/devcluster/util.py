@@ -33,13 +33,15 @@ class VersionClock:
 
 
 def parse_zk_url(url: str) -> tuple[str, str]:
-    """`zk://h1:2181,h2:2181/marathon` -> ("h1:2181,h2:2181", "/marathon")."""
-    import urllib.parse
+    """`zk://h1:2181,h2:2181/marathon` -> ("h1:2181,h2:2181", "/marathon"); ValueError for flags and argparse."""
+    from deploykit.errors import ValidationError
+    from deploykit.zkurl import parse_zk_url as parse
 
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme != "zk" or not parsed.netloc:
-        raise ValueError(f"not a zk:// URL: {url!r} (expected zk://host:port[,host:port]/path)")
-    return parsed.netloc, (parsed.path.rstrip("/") or "/marathon")
+    try:
+        parsed = parse(url, key="--zk", default_path="/marathon")
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"{p.message} ({p.hint})" for p in exc.problems)) from None
+    return parsed.hosts, parsed.path
 
 
 def port_free(host: str, port: int) -> bool:
