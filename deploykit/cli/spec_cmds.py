@@ -116,8 +116,7 @@ def render(
     from deploykit.buildrecord import load_record
     from deploykit.envs import load_environment
     from deploykit.errors import ValidationError
-    from deploykit.render.config import config_prefix, config_tree
-    from deploykit.render.marathon import image_reference, render_app
+    from deploykit.render.marathon import image_reference, render_with_config
     from deploykit.spec import load_app, resolve_secrets
 
     problems = []
@@ -142,16 +141,8 @@ def render(
         spec, tag=image_tag, digest=image_digest, build_record=record, registry_url=environment.registry.url
     )
     secrets = resolve_secrets(spec, os.environ) if show_secrets else None
-    tree = config_tree(spec)
-    prefix = config_prefix(environment.consul.prefix, spec.id, tree.hash) if tree.hash else None
-    app = render_app(
-        spec,
-        environment,
-        image,
-        secrets=secrets,
-        mask_secrets=not show_secrets,
-        config_prefix=prefix,
-        config_hash=tree.hash,
+    app, _ = render_with_config(
+        spec, environment, image, secrets=secrets, mask_secrets=not show_secrets,
         git_sha=record.git_sha if record else None,
     )
     if output == "yaml":

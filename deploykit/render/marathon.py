@@ -22,9 +22,10 @@ from deploykit.render.schema import schema_errors, validate_against_schema
 if TYPE_CHECKING:
     from deploykit.buildrecord import BuildRecord
     from deploykit.envs import Environment
+    from deploykit.render.config import ConfigTree
     from deploykit.spec.models import AppSpec, HaproxyCheck
 
-__all__ = ["MASK", "image_reference", "render_app", "repository", "validate_against_schema"]
+__all__ = ["MASK", "image_reference", "render_app", "render_with_config", "repository", "validate_against_schema"]
 
 MASK = "********"
 TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
@@ -165,6 +166,21 @@ def render_app(
             if name in secrets:
                 app["env"][name] = secrets[name]
     return app
+
+
+def render_with_config(
+    spec: AppSpec, environment: Environment, image: str | None, **render_kw: Any
+) -> tuple[dict[str, Any], ConfigTree]:
+    """The app definition pointing at its versioned Consul config, and that config tree.
+
+    `deploykit render` and the deploy must agree on the config prefix and hash, so both take them from here;
+    `render_kw` are render_app's other keywords (secrets, mask_secrets, deployed_by, git_sha).
+    """
+    from deploykit.render.config import config_prefix, config_tree
+
+    tree = config_tree(spec)
+    prefix = config_prefix(environment.consul.prefix, spec.id, tree.hash) if tree.hash else None
+    return render_app(spec, environment, image, config_prefix=prefix, config_hash=tree.hash, **render_kw), tree
 
 
 def _num(value: float) -> int | float:
