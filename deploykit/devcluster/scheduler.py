@@ -178,21 +178,18 @@ class Scheduler:
                 self.kill(rt, t, "delete")
             return
         if rt.plan_targets is None:
-            alive = rt.alive()
-            want = rt.app["instances"]
-            if len(alive) > want:
-                for t in self._kill_order(rt, alive)[: len(alive) - want]:
-                    self.kill(rt, t, "scale")
-            elif len(alive) < want:
-                self._launch(rt, rt.app, want - len(alive))
+            self._scale_to(rt, rt.alive(), rt.app["instances"])
             return
         for cv, want in rt.plan_targets.items():
-            alive = [t for t in rt.alive() if t.config_version == cv]
-            if len(alive) > want:
-                for t in self._kill_order(rt, alive)[: len(alive) - want]:
-                    self.kill(rt, t, "scale")
-            elif len(alive) < want:
-                self._launch(rt, rt.app, want - len(alive))
+            self._scale_to(rt, [t for t in rt.alive() if t.config_version == cv], want)
+
+    def _scale_to(self, rt: AppRuntime, alive: list[Task], want: int) -> None:
+        """Kill the surplus of `alive` (in the app's kill order) or launch what is missing."""
+        if len(alive) > want:
+            for t in self._kill_order(rt, alive)[: len(alive) - want]:
+                self.kill(rt, t, "scale")
+        elif len(alive) < want:
+            self._launch(rt, rt.app, want - len(alive))
 
     @staticmethod
     def _kill_order(rt: AppRuntime, tasks: list[Task]) -> list[Task]:
