@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploykit import __version__
+from deploykit.durations import DurationError, parse_duration
 from deploykit.errors import InternalError, Problem, ValidationError
 from deploykit.hints import did_you_mean
 from deploykit.jenkins import groovy
@@ -103,6 +104,17 @@ class Pipeline:
         return tuple(out)
 
 
+def _command_line_duration(text: str) -> bool:
+    """A duration `deploykit deploy --lock-timeout` accepts, written without spaces (it goes on a sh line as-is)."""
+    if not text or any(ch.isspace() for ch in text):
+        return False
+    try:
+        parse_duration(text)
+    except DurationError:
+        return False
+    return True
+
+
 def _var_id(var: str) -> str:
     return var.lower().replace("_", "-")
 
@@ -159,7 +171,7 @@ def build_pipeline(facts: AppFacts, options: PipelineOptions) -> Pipeline:
             problems.append(Problem(None, f"--{name}-timeout", f"{value} minutes is out of range", "1..1440"))
     if not 1 <= options.approval_timeout_hours <= 24 * 14:
         problems.append(Problem(None, "--approval-timeout", "out of range", "1..336 hours"))
-    if not re.fullmatch(r"\d{1,4}[smh]", options.lock_timeout):
+    if not _command_line_duration(options.lock_timeout):
         problems.append(Problem(None, "--lock-timeout", f"{options.lock_timeout!r} is not a duration",
                                 "e.g. 0s, 90s, 5m, 1h"))
     if problems:
