@@ -39,6 +39,7 @@ from deploykit.errors import (
     EXIT_INTERRUPTED,
     DeployFailed,
     DeployKitError,
+    InternalError,
     LockedError,
     Problem,
     RollbackFailed,
@@ -192,8 +193,8 @@ def _collect(problems: list[Problem], fn: Callable[[], Any]) -> Any:
 def prepare(opts: DeployOptions, environ: Mapping[str, str] | None = None) -> Prepared:
     """Load and check every input; no network. Raises ValidationError with all problems."""
     from deploykit.envs import load_environment
-    from deploykit.render.config import config_prefix, config_tree
-    from deploykit.render.marathon import image_reference, render_app
+    from deploykit.render.config import config_prefix
+    from deploykit.render.marathon import image_reference, render_with_config
     from deploykit.spec import load_app, resolve_secrets
 
     environ = os.environ if environ is None else environ
@@ -238,20 +239,14 @@ def prepare(opts: DeployOptions, environ: Mapping[str, str] | None = None) -> Pr
 
         info = read_git_info(spec.app_dir, environ)
         git_sha = info.sha if info else None
-    tree = config_tree(spec)
+    # render_with_config: `deploykit render` and the deploy agree on the config prefix and hash
+    desired, tree = render_with_config(
+        spec, environment, image, secrets=secrets, mask_secrets=False, deployed_by=deployed_by, git_sha=git_sha
+    )
     app_id = "/" + spec.id.strip("/")
     prefix = config_prefix(environment.consul.prefix, app_id, tree.hash) if tree.hash else None
-    desired = render_app(
-        spec,
-        environment,
-        image,
-        secrets=secrets,
-        mask_secrets=False,
-        config_prefix=prefix,
-        config_hash=tree.hash,
-        deployed_by=deployed_by,
-        git_sha=git_sha,
-    )
+    if prefix is not None and desired.get("env", {}).get(L.CONFIG_PREFIX_ENV) != prefix:
+        raise InternalError(f"rendered {L.CONFIG_PREFIX_ENV} does not match config prefix {prefix}")
     return Prepared(
         environment=environment,
         spec=spec,
