@@ -38,7 +38,13 @@ def _url_option(func):
 
 @click.group()
 def config() -> None:
-    """Read, write and watch Consul KV config (versioned app config lives under <prefix>/<app id>/<hash>/)."""
+    """Read, write and watch Consul KV config (versioned app config lives under <prefix>/<app id>/<hash>/).
+
+    \b
+    Examples:
+      deploykit config ls config/examples/hello/ --env local
+      deploykit config get ops/maintenance --env local
+    """
 
 
 @config.command("get")
@@ -49,24 +55,45 @@ def config() -> None:
 @handle_errors("config get")
 def get_cmd(key: str, env_name: str, env_dir: str | None, url: str | None, output: str,
             junit_path: str | None) -> dict[str, Any]:
-    """Print the value of KEY (exit 1 if it does not exist).
+    """Print the value of KEY (exit 2, with the nearest keys as a hint, if it does not exist).
 
     \b
     Example:
       deploykit config get config/examples/hello/<hash>/greeting --env local
     """
-    from deploykit.clients.consul import KeyNotFound
-
     client, _ = _client(env_name, env_dir, url)
     entry = client.get(key, with_meta=True)
     if entry is None:
-        raise KeyNotFound(f"no key {key!r} in Consul at {client.url}")
+        raise _missing_key(client, key)
     value: bytes = entry["Value"]
     if output == "text":
         sys.stdout.buffer.write(value + (b"" if value.endswith(b"\n") or not value else b"\n"))
         sys.stdout.flush()
     return {"key": key, "value": _text(value), "flags": entry.get("Flags", 0),
             "modify_index": entry.get("ModifyIndex"), "session": entry.get("Session")}
+
+
+def _missing_key(client, key: str):
+    """Exit 2 (invalid input, DESIGN §3), naming the key and its nearest neighbours; exit 1 means a rolled-back deploy.
+
+    One extra listing of the key's folder, only on this error path.
+    """
+    from deploykit.errors import DeployKitError, Problem, ValidationError
+    from deploykit.hints import did_you_mean
+
+    folder = key[: key.rstrip("/").rfind("/") + 1]
+    try:
+        neighbours = [k for k in client.ls(folder) if k != key]
+    except DeployKitError:  # the hint is a courtesy: the answer is still "no such key"
+        neighbours = []
+    where = repr(folder) if folder else "the top level"
+    hint = did_you_mean(key, neighbours, fallback=None)
+    if hint is None and neighbours:
+        shown = ", ".join(neighbours[:8]) + (f" (+{len(neighbours) - 8} more)" if len(neighbours) > 8 else "")
+        hint = f"{where} holds: {shown}"
+    elif hint is None:
+        hint = f"nothing under {where}; list keys with: deploykit config ls -r"
+    return ValidationError([Problem(None, key, f"no such key in Consul at {client.url}", hint)])
 
 
 @config.command("put")
@@ -109,7 +136,13 @@ def put_cmd(key: str, value: str | None, file, cas: int | None, flags: int | Non
 @handle_errors("config ls")
 def ls_cmd(prefix: str, recursive: bool, env_name: str, env_dir: str | None, url: str | None, output: str,
            junit_path: str | None) -> dict[str, Any]:
-    """List the keys under PREFIX, one level deep like a directory (-r for all)."""
+    """List the keys under PREFIX, one level deep like a directory (-r for all).
+
+    \b
+    Examples:
+      deploykit config ls config/examples/hello/ --env local
+      deploykit config ls -r ops/ --env local -o json
+    """
     client, _ = _client(env_name, env_dir, url)
     keys = client.ls(prefix, separator=None if recursive else "/")
     if output == "text":

@@ -26,7 +26,7 @@ import consul
 import requests
 from consul.callback import CB
 
-from deploykit.errors import AuthError, Problem, RemoteError, UnreachableError, ValidationError
+from deploykit.errors import EXIT_INVALID, AuthError, Problem, RemoteError, UnreachableError, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ class WatchEvent:
 
 
 class KeyNotFound(RemoteError):
-    """The key asked for does not exist (exit 1: nothing is broken, the answer is "no")."""
+    """The key asked for does not exist: exit 2, invalid input (exit 1 would claim a deploy was rolled back)."""
 
-    exit_code = 1
+    exit_code = EXIT_INVALID
 
     def __init__(self, message: str):
         super().__init__(message, status=404)

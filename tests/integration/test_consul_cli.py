@@ -47,7 +47,7 @@ def test_put_get_ls_and_exit_codes(consul_server, tmp_path):
     r = _run(["config", "put", "ops/flag", "off", "--cas", str(doc["modify_index"] + 99), *envs])
     assert r.exit_code == 3
     r = _run(["config", "get", "ops/missing", *envs])
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # invalid input; 1 would claim a deploy was rolled back (DESIGN §3)
     (tmp_path / "v.txt").write_bytes(b"from a file\n")
     assert _run(["config", "put", "ops/sub/file", "--file", str(tmp_path / "v.txt"), *envs]).exit_code == 0
     r = _run(["config", "ls", "ops/", *envs])
@@ -55,6 +55,23 @@ def test_put_get_ls_and_exit_codes(consul_server, tmp_path):
     r = _run(["config", "ls", "ops/", "-r", "-o", "json", *envs])
     assert json.loads(r.output)["keys"] == ["ops/flag", "ops/sub/file"]
     assert _run(["config", "put", "ops/x", *envs]).exit_code == 2  # neither VALUE nor --file
+
+
+def test_get_missing_key_exits_2_naming_the_key_and_its_neighbours(consul_server, tmp_path):
+    envs = ["--env", "local", "--env-dir", str(_env_dir(tmp_path, consul_server.url))]
+    for key in ("app/feature.checkout", "app/log_level", "app/db/url"):
+        assert _run(["config", "put", key, "x", *envs]).exit_code == 0
+    r = _run(["config", "get", "app/feature.chekout", "-o", "json", *envs])
+    doc = json.loads(r.output)
+    assert r.exit_code == 2 and doc["ok"] is False and doc["error"] == "ValidationError"
+    (problem,) = doc["problems"]
+    assert problem["path"] == "app/feature.chekout" and "no such key" in problem["message"]
+    assert problem["hint"] == "did you mean 'app/feature.checkout'?"
+    r = _run(["config", "get", "app/zzz", *envs])  # nothing close: the folder's keys instead
+    assert r.exit_code == 2
+    assert "app/zzz" in r.stderr and "'app/' holds: app/db/, app/feature.checkout, app/log_level" in r.stderr
+    r = _run(["config", "get", "nowhere/at/all", *envs])
+    assert r.exit_code == 2 and "nothing under 'nowhere/at/'" in r.stderr and "config ls -r" in r.stderr
 
 
 def test_unreachable_exit_4(tmp_path):

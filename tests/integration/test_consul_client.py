@@ -32,7 +32,7 @@ def test_kv_roundtrip(client):
     assert client.ls("missing/") == []
     assert client.tree("a/b/") == {"a/b/c": b"2", "a/b/d": b"\x00"}
     assert client.delete("a/", recurse=True) and client.tree("a/") == {}
-    assert KeyNotFound("x").exit_code == 1
+    assert KeyNotFound("x").exit_code == 2  # invalid input, not "deploy rolled back"
 
 
 def test_unreachable_is_translated_quickly():
