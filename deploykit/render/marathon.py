@@ -292,6 +292,9 @@ def _labels(
             out[L.haproxy_label(n, "PATH")] = hap.path
         out[L.haproxy_label(n, "MODE")] = hap.mode
         out[L.haproxy_label(n, "BALANCE")] = hap.balance
+        service = spec.ports[n].service
+        if service:  # the port marathon-lb binds; 0 means Marathon assigns one, so there is nothing to pin yet
+            out[L.haproxy_label(n, "PORT")] = str(service)
         check = _effective_check(spec)
         if check.path and hap.mode == "http":
             out[L.check_label(n, "PATH")] = check.path

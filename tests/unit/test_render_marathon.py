@@ -133,3 +133,26 @@ def test_hostless_image_lives_in_the_environment_registry(tmp_path: Path) -> Non
         image_reference(spec, build_record=pushed, registry_url="other.test")
     hosted = app(tmp_path, "id: /a/b\nimage: localhost:5000/shop/cart\n")
     assert image_reference(hosted, tag="2", registry_url="registry.test") == "localhost:5000/shop/cart:2"
+
+
+def test_routed_port_carries_its_service_port_as_haproxy_port(tmp_path: Path) -> None:
+    """HAPROXY_{n}_PORT (DESIGN §3) is the routed port's service port, the one marathon-lb binds."""
+    from deploykit.lb.labels import parse_labels
+    from deploykit.lb.model import LbSettings, build_model
+
+    env = load_environment("docker", ENVS)
+    spec = app(tmp_path, "id: /a/b\nimage: r.test/a/b\n"
+                         "ports: [{name: admin, container: 9000, service: 10900}, {name: db, container: 5432, "
+                         "service: 10432}]\nhaproxy: {port: db, mode: tcp}\n")
+    doc = render_app(spec, env, "r.test/a/b:1")
+    assert doc["labels"]["HAPROXY_1_PORT"] == "10432" and "HAPROXY_0_PORT" not in doc["labels"]
+    assert parse_labels(doc["labels"]).ports[1].port == 10432  # the lb reads back what render wrote
+    doc["tasks"] = [{"id": "b.t0", "host": "10.0.0.5", "ports": [31000, 31001], "state": "TASK_RUNNING",
+                     "healthCheckResults": [{"alive": True}]}]
+    model = build_model([doc], LbSettings(groups=("external",)))
+    assert not model.rejected
+    assert [(f.port, f.mode, f.backend) for f in model.port_frontends] == [(10432, "tcp", "a_b_1")]
+    # service: 0 means Marathon assigns the port at deploy time: nothing to pin (the lb rejects PORT=0)
+    spec = app(tmp_path, "id: /a/b\nimage: r.test/a/b\nports: [{name: http, container: 80}]\n"
+                         "haproxy: {vhost: [b.example.com]}\n")
+    assert not any(k.endswith("_PORT") for k in render_app(spec, env, "r.test/a/b:1")["labels"])
