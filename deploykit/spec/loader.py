@@ -53,7 +53,8 @@ def load_app(
             [*problems, Problem(file, "", "file not found", "give the path to an app.yaml")]
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError([*problems, Problem(file, "", f"cannot read: {exc}")]) from None
+        hint = "app.yaml must be UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "give the path to an app.yaml"
+        raise ValidationError([*problems, Problem(file, "", f"cannot read: {exc}", hint)]) from None
     source = load_yaml(text, file)
     problems.extend(source.problems)
     if source.data is None and not source.problems:

@@ -114,3 +114,50 @@ environments:
     (problem,) = info.value.problems
     assert (problem.path, problem.line) == ("instances", 6)
     assert problem.hint == "allowed: 0 to 10000"
+
+
+def test_file_not_found_is_one_problem_with_a_hint(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ValidationError) as info:
+        load_app(missing, None)
+    (problem,) = info.value.problems
+    assert (problem.file, problem.path, problem.message) == (str(missing), "", "file not found")
+    assert problem.hint == "give the path to an app.yaml"
+
+
+def test_file_not_found_keeps_the_environment_problems(tmp_path: Path) -> None:
+    """All problems at once: a wrong --env is reported along with the missing file."""
+    with pytest.raises(ValidationError) as info:
+        load_app(tmp_path / "nope.yaml", "nosuchenv", env_dir=tmp_path)
+    assert [(p.path, p.message.split(" (")[0]) for p in info.value.problems] == [
+        ("--env", "no environment file nosuchenv.json"), ("", "file not found")]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n"])
+def test_empty_file(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ValidationError) as info:
+        load_app(path, None)
+    (problem,) = info.value.problems
+    assert (problem.file, problem.path, problem.message) == (str(path), "", "the file is empty")
+    assert problem.hint == "start with id: /group/app"
+
+
+def test_cannot_read_a_directory(tmp_path: Path) -> None:
+    folder = tmp_path / "app.yaml"
+    folder.mkdir()
+    with pytest.raises(ValidationError) as info:
+        load_app(folder, None)
+    (problem,) = info.value.problems
+    assert problem.file == str(folder) and problem.message.startswith("cannot read: ")
+    assert "directory" in problem.message.lower() and problem.hint == "give the path to an app.yaml"
+
+
+def test_cannot_read_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_bytes(b"id: /a/b\nenv: {NAME: caf\xe9}\n")  # Latin-1, not UTF-8
+    with pytest.raises(ValidationError) as info:
+        load_app(path, None)
+    (problem,) = info.value.problems
+    assert problem.message.startswith("cannot read: ") and "utf-8" in problem.message
+    assert problem.hint == "app.yaml must be UTF-8 text"
