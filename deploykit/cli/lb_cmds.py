@@ -34,7 +34,13 @@ class _LbGroup(click.Group):
 
 @click.group(cls=_LbGroup)
 def lb() -> None:
-    """HAProxy sync daemon and offline config render."""
+    """HAProxy sync daemon and offline config render.
+
+    \b
+    Examples:
+      deploykit lb run --env prod
+      deploykit lb render --apps-json apps.json -o haproxy.cfg
+    """
 
 
 @lb.command("render")

@@ -13,7 +13,14 @@ DEFAULT_STATE_DIR = Path(".deploykit/devcluster")
 
 @click.group()
 def local() -> None:
-    """Run the local devcluster: a Marathon- and Consul-compatible server running apps as local processes."""
+    """Run the local devcluster: a Marathon- and Consul-compatible server running apps as local processes.
+
+    \b
+    Examples:
+      deploykit local up --detach
+      deploykit local status
+      deploykit local down
+    """
 
 
 def _state_dir_option(func):
@@ -64,7 +71,13 @@ def up(marathon_port: int, consul_port: int, zk: str | None, hostname: str, even
 @output_options
 @handle_errors("local down")
 def down(state_dir: Path, output: str, junit_path: str | None) -> dict:
-    """Stop the devcluster of this state dir and its tasks (apps and versions are kept)."""
+    """Stop the devcluster of this state dir and its tasks (apps and versions are kept).
+
+    \b
+    Examples:
+      deploykit local down
+      deploykit local down --state-dir /tmp/dk-test -o json
+    """
     from deploykit.devcluster.control import down as stop
 
     result = stop(state_dir)
@@ -81,7 +94,13 @@ def down(state_dir: Path, output: str, junit_path: str | None) -> dict:
 @output_options
 @handle_errors("local status")
 def status(marathon_url: str | None, state_dir: Path, output: str, junit_path: str | None) -> dict:
-    """Show apps, tasks, health and ports of the running devcluster."""
+    """Show apps, tasks, health and ports of the running devcluster.
+
+    \b
+    Examples:
+      deploykit local status
+      deploykit local status --marathon-url http://127.0.0.1:18080 -o json
+    """
     from deploykit.devcluster.control import runtime_info
     from deploykit.devcluster.control import status as get_status
     from deploykit.errors import UnreachableError
