@@ -4,6 +4,7 @@ GET /        -> "hello from <version>" (Marathon app version and Consul config p
 GET /health  -> 200 "ok" (500 when HELLO_FAIL_HEALTH=1: the deploy tests' broken version)
 GET /ready   -> 200 "ready"
 Port: $PORT0 (Marathon/devcluster), else the first argument, else 8080.
+Every answer carries X-Task-Id: $MESOS_TASK_ID (which task answered).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
+        # which task answered: lets a load balancer test count distinct responders
+        self.send_header("X-Task-Id", os.environ.get("MESOS_TASK_ID", ""))
         self.end_headers()
         self.wfile.write(data)
 

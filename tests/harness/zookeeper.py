@@ -57,14 +57,19 @@ def zookeeper_available() -> bool:
     return Path("/usr/share/java/zookeeper.jar").exists()
 
 
-@pytest.fixture(scope="session")
-def zookeeper():
-    """A running ZooKeeper; `.hosts` is "127.0.0.1:PORT". Fails (not skips) in CI if missing."""
+def require_zookeeper() -> None:
+    """For tests that start their own ZooKeeper (to stop/restart it): fails in CI when it is missing, else skips."""
     if not zookeeper_available():
         msg = "ZooKeeper is not installed (run scripts/setup.sh)"
         if IN_CI:
             pytest.fail(msg)
         pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def zookeeper():
+    """A running ZooKeeper; `.hosts` is "127.0.0.1:PORT". Fails (not skips) in CI if missing."""
+    require_zookeeper()
     with tempfile.TemporaryDirectory(prefix="dk-zk-") as tmp:
         zk = ZooKeeper(Path(tmp))
         zk.start()

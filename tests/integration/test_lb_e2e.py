@@ -21,7 +21,7 @@ import requests
 from deploykit.lb.haproxy import parse_show_proc, socket_command
 from tests.harness.common import free_port, wait_until
 from tests.harness.devcluster import wait_for
-from tests.harness.zookeeper import ZooKeeper, zookeeper_available
+from tests.harness.zookeeper import ZooKeeper, require_zookeeper
 
 pytestmark = pytest.mark.integration
 
@@ -281,30 +281,47 @@ def test_two_vhosts_scale_without_reload_and_bad_label_skipped(dc, lb_factory):
 
 
 class LoadGen:
-    """A bounded load generator: `rate` requests/s spread over 4 threads, each on its own connection."""
+    """A bounded load generator: `rate` requests/s in total, spread over `threads` client threads.
 
-    def __init__(self, port: int, vhosts: list[str], rate: float = 100.0, threads: int = 4):
+    Each thread keeps its own schedule (a late request is followed at once by the ones it
+    delayed), so the achieved rate is the target unless HAProxy or the backends stall.
+    """
+
+    def __init__(self, port: int, vhosts: list[str], rate: float = 100.0, threads: int = 8):
         self.port, self.vhosts, self.rate, self.threads = port, vhosts, rate, threads
         self.ok = 0
         self.failed: list[str] = []
+        self.started = self.stopped = 0.0
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._workers = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
 
+    @property
+    def total(self) -> int:
+        return self.ok + len(self.failed)
+
+    @property
+    def seconds(self) -> float:
+        return (self.stopped or time.monotonic()) - self.started
+
     def _run(self, i: int) -> None:
         session = requests.Session()
+        # half the threads reuse one keep-alive connection, half open a new one per request, so both
+        # idle connections held across a reload and connects during the listener hand-over are tested
+        headers = {} if i % 2 == 0 else {"Connection": "close"}
         period = self.threads / self.rate
         n = 0
-        next_at = time.monotonic()
+        next_at = self.started + i * period / self.threads
+        self._stop.wait(max(0.0, next_at - time.monotonic()))
         while not self._stop.is_set():
             vhost = self.vhosts[(i + n) % len(self.vhosts)]
             n += 1
             try:
-                r = session.get(f"http://127.0.0.1:{self.port}/id", headers={"Host": vhost}, timeout=5)
+                r = session.get(f"http://127.0.0.1:{self.port}/id", headers={"Host": vhost, **headers}, timeout=5)
                 good = r.status_code == 200
-                detail = f"{vhost}: HTTP {r.status_code}"
+                detail = f"{time.monotonic() - self.started:.2f}s {vhost}: HTTP {r.status_code}"
             except requests.RequestException as exc:
-                good, detail = False, f"{vhost}: {type(exc).__name__}"
+                good, detail = False, f"{time.monotonic() - self.started:.2f}s {vhost}: {exc!r}"[:300]
             with self._lock:
                 if good:
                     self.ok += 1
@@ -314,6 +331,7 @@ class LoadGen:
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def __enter__(self) -> LoadGen:
+        self.started = time.monotonic()
         for w in self._workers:
             w.start()
         return self
@@ -322,9 +340,26 @@ class LoadGen:
         self._stop.set()
         for w in self._workers:
             w.join(10)
+        self.stopped = time.monotonic()
 
 
-def test_zero_drop_during_rolling_redeploys_and_scaling(dc, lb_factory):
+def delete_app(base: str, app_id: str) -> None:
+    r = requests.delete(f"{base}/v2/apps{app_id}", params={"force": "true"}, timeout=10)
+    assert r.status_code in (200, 202), r.text
+
+
+LOAD_SECONDS = 60.0
+LOAD_RATE = 100.0
+
+
+def test_zero_drop_during_rolling_redeploys_scaling_and_reloads(dc, lb_factory, record_summary):
+    """100 req/s for 60 s through 10 rolling redeploys, 10 scale changes and 10 real HAProxy reloads.
+
+    The redeploys and scale changes fit the backends' slots (Runtime API only); the reloads are
+    forced by adding and removing a third vhost app (a backend appears / disappears), so the load
+    crosses seamless reloads too. Every request must succeed, and the counters must show that
+    each kind of change really happened.
+    """
     base = dc.marathon_url
     put_app(base, web_app("/zd/a", "za.test", 2))
     put_app(base, web_app("/zd/b", "zb.test", 2))
@@ -332,27 +367,52 @@ def test_zero_drop_during_rolling_redeploys_and_scaling(dc, lb_factory):
     settled(base, "/zd/b", 2)
     lb = lb_factory([base])
     wait_for(lambda: len(lb.routed("za.test")) == 2 and len(lb.routed("zb.test")) == 2, 20, "both apps routed")
-    t0 = time.monotonic()
-    with LoadGen(lb.http_port, ["za.test", "zb.test"], rate=100) as load:
+    reloads0 = lb.reloads()
+    commands0 = lb.metric("deploykit_lb_runtime_commands_total")
+    redeploys = scales = forced = 0
+    step = LOAD_SECONDS / 10
+    with LoadGen(lb.http_port, ["za.test", "zb.test"], rate=LOAD_RATE) as load:
         for i in range(10):
+            before = lb.reloads()
             put_app(base, web_app("/zd/a", "za.test", 2, version=f"v{i + 2}"))  # rolling redeploy
             put_app(base, web_app("/zd/b", "zb.test", 3 if i % 2 == 0 else 2))  # scale change
+            if i % 2 == 0:  # a new backend: HAProxy must reload
+                put_app(base, web_app("/zd/c", "zc.test", 1))
+            else:  # the backend goes away: another reload
+                delete_app(base, "/zd/c")
             settled(base, "/zd/a", 2)
             settled(base, "/zd/b", 3 if i % 2 == 0 else 2)
-            time.sleep(max(0.0, t0 + 3.0 * (i + 1) - time.monotonic()))  # pace: ~30 s of load in total
+            wait_for(lambda before=before: lb.reloads() > before, 15, f"reload #{i + 1}", interval=0.1)
+            redeploys, scales, forced = redeploys + 1, scales + 1, forced + 1
+            time.sleep(max(0.0, load.started + step * (i + 1) - time.monotonic()))  # pace over LOAD_SECONDS
         wait_for(
             lambda: {t.split()[0] for t in lb.routed("za.test")} == set(healthy_tasks(base, "/zd/a")),
-            20,
+            15,
             "za.test on the final version",
         )
-    elapsed = time.monotonic() - t0
-    total = load.ok + len(load.failed)
-    print(
-        f"\nzero-drop: {total} requests in {elapsed:.1f}s, {load.ok} ok, {len(load.failed)} failed, "
-        f"reloads={lb.reloads()}"
-    )
-    assert total >= 50 * elapsed, "the load generator did not keep its rate"
-    assert load.failed == [], load.failed[:10]
+        time.sleep(max(0.0, load.started + LOAD_SECONDS - time.monotonic()))
+    reloads = lb.reloads() - reloads0
+    summary = {
+        "requests": load.total,
+        "ok": load.ok,
+        "failed": len(load.failed),
+        "seconds": round(load.seconds, 2),
+        "target_rps": LOAD_RATE,
+        "achieved_rps": round(load.total / load.seconds, 1),
+        "rolling_redeploys": redeploys,
+        "scale_changes": scales,
+        "forced_reloads": forced,
+        "haproxy_reloads": reloads,
+        "runtime_commands": int(lb.metric("deploykit_lb_runtime_commands_total") - commands0),
+        "first_failures": load.failed[:10],
+    }
+    record_summary("lb_zero_drop", summary)
+    print(f"\nzero-drop: {json.dumps(summary)}")
+    assert load.failed == [], summary
+    assert load.total >= 0.9 * LOAD_RATE * load.seconds, f"the load generator fell behind its rate: {summary}"
+    assert load.seconds >= LOAD_SECONDS - 1, summary
+    assert reloads == forced == 10, f"each added/removed app is exactly one reload, nothing else: {summary}"
+    assert summary["runtime_commands"] > 0, summary
     versions = {lb.get("za.test").text.split()[1] for _ in range(6)}
     assert versions == {"v11"}
 
@@ -379,8 +439,7 @@ def test_leader_failover_followed(zookeeper, devcluster_factory, lb_factory):
 
 
 def test_zookeeper_outage_keeps_serving_then_resyncs(tmp_path, devcluster_factory, lb_factory):
-    if not zookeeper_available():
-        pytest.skip("ZooKeeper is not installed")
+    require_zookeeper()
     server = ZooKeeper(tmp_path / "zk")
     server.start()
     try:
@@ -476,9 +535,24 @@ def _ready_ports(lb: LbRun, backend: str) -> set[int]:
     return out
 
 
-def _task_ports(base: str, app_id: str) -> set[int]:
+def _running_tasks(base: str, app_id: str) -> dict[str, int]:
+    """Task id -> first host port, for the app's running tasks."""
     app = requests.get(f"{base}/v2/apps{app_id}", params={"embed": "app.tasks"}, timeout=5).json()["app"]
-    return {t["ports"][0] for t in app["tasks"] if t["state"] == "TASK_RUNNING"}
+    return {t["id"]: t["ports"][0] for t in app["tasks"] if t["state"] == "TASK_RUNNING"}
+
+
+def _task_ports(base: str, app_id: str) -> set[int]:
+    return set(_running_tasks(base, app_id).values())
+
+
+def _responders(lb: LbRun, vhost: str, requests_: int) -> set[str]:
+    """Task ids that answered `requests_` requests through HAProxy (hello's X-Task-Id header); any failure raises."""
+    seen = set()
+    for _ in range(requests_):
+        r = lb.get(vhost, "/")
+        assert r.status_code == 200, (r.status_code, r.text)
+        seen.add(r.headers["X-Task-Id"])
+    return seen
 
 
 def test_apps_deployed_with_deploykit_deploy(dc, lb_factory, tmp_path):
@@ -491,6 +565,10 @@ def test_apps_deployed_with_deploykit_deploy(dc, lb_factory, tmp_path):
     wait_for(lambda: lb.get("alpha.test", "/").text.strip().endswith("greeting=alpha"), 20, "alpha routed")
     assert all(lb.get("beta.test", "/").text.strip().endswith("greeting=beta") for _ in range(4))
     assert _ready_ports(lb, "web_alpha_0") == _task_ports(base, "/web/alpha")
+    # every task answers through HAProxy (roundrobin: 4 requests per task are plenty)
+    wait_for(lambda: _responders(lb, "alpha.test", 8) == set(_running_tasks(base, "/web/alpha")), 20,
+             "both alpha tasks answer through HAProxy")
+    assert _responders(lb, "beta.test", 8) == set(_running_tasks(base, "/web/beta"))
     reloads = lb.reloads()
 
     for n in (5, 2):
@@ -503,8 +581,66 @@ def test_apps_deployed_with_deploykit_deploy(dc, lb_factory, tmp_path):
             30,
             f"alpha at {n}",
         )
-        assert all(lb.get("alpha.test", "/").status_code == 200 for _ in range(10))
+        tasks = set(_running_tasks(base, "/web/alpha"))
+        seen = _responders(lb, "alpha.test", 4 * n)
+        assert seen == tasks, f"tasks that answered through HAProxy {sorted(seen)} != running tasks {sorted(tasks)}"
     assert lb.reloads() == reloads, "scaling through deploykit deploy must not reload HAProxy"
+
+
+def gated_app(app_id: str, vhost: str, instances: int, version: str, gate: Path) -> dict:
+    """web_app whose tasks are healthy at once but ready (GET /ready answers 200) only once `gate` exists."""
+    app = web_app(app_id, vhost, instances, version)
+    app["env"]["GATE"] = str(gate)
+    app["cmd"] = (
+        "trap '' TERM; echo ok > health; echo \"$MESOS_TASK_ID $VERSION\" > id; "
+        "(while [ ! -e \"$GATE\" ]; do sleep 0.2; done; echo ok > ready) & "
+        "exec busybox httpd -f -p 127.0.0.1:$PORT0 -h ."
+    )
+    app["readinessChecks"] = [
+        {"name": "ready", "protocol": "HTTP", "path": "/ready", "portName": "http", "intervalSeconds": 1,
+         "timeoutSeconds": 1, "httpStatusCodesForReady": [200]}
+    ]
+    return app
+
+
+def test_healthy_but_not_ready_tasks_get_no_traffic(dc, lb_factory, tmp_path):
+    """During a deployment the new tasks pass their health checks long before they are ready:
+    HAProxy must keep sending every request to the old tasks until Marathon reports them ready."""
+    base = dc.marathon_url
+    gate1, gate2 = tmp_path / "gate-v1", tmp_path / "gate-v2"
+    gate1.touch()
+    put_app(base, gated_app("/rd/a", "rda.test", 2, "v1", gate1))
+    old = set(settled(base, "/rd/a", 2))
+    lb = lb_factory([base])
+    wait_for(lambda: lb.routed("rda.test") == old, 20, "v1 routed")
+
+    put_app(base, gated_app("/rd/a", "rda.test", 2, "v2", gate2))
+
+    def new_healthy_not_ready():
+        app = requests.get(f"{base}/v2/apps/rd/a", params=[("embed", "app.tasks"), ("embed", "app.readiness")],
+                           timeout=5).json()["app"]
+        new = set(healthy_tasks(base, "/rd/a")) - old
+        waiting = {r["taskId"] for r in app.get("readinessCheckResults", []) if not r["ready"]}
+        return new if len(new) == 2 and new <= waiting else None
+
+    new = wait_for(new_healthy_not_ready, 30, "v2 tasks healthy but not ready")
+    time.sleep(1.5)  # the daemon has seen the health events by now (it routes a healthy task within ~0.5 s)
+    seen: set[str] = set()
+    t_end = time.monotonic() + 3
+    requests_sent = 0
+    while time.monotonic() < t_end:
+        r = lb.get("rda.test")
+        assert r.status_code == 200, r.text
+        seen.add(r.text.split()[0])
+        requests_sent += 1
+    assert seen == old, f"{requests_sent} requests reached {sorted(seen)}; not-ready tasks {sorted(new)} got traffic"
+    ports = {p for t, p in _running_tasks(base, "/rd/a").items() if t in new}
+    assert not ports & _ready_ports(lb, "rd_a_0"), "a not-ready task's server is enabled in HAProxy"
+    assert new_healthy_not_ready() == new, "the v2 tasks became ready while traffic was sampled (gate still shut)"
+
+    gate2.touch()  # now ready: the deployment goes on, traffic moves to v2
+    settled(base, "/rd/a", 2)
+    wait_for(lambda: lb.routed("rda.test") == new, 20, "v2 tasks routed once ready")
 
 
 def test_quick_start_paths_from_the_env_file(dc, lb_factory):

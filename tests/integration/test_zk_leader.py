@@ -12,7 +12,7 @@ from kazoo.client import KazooClient
 from deploykit.clients import zk as zkc
 from deploykit.errors import UnreachableError
 from tests.harness.common import free_port, wait_until
-from tests.harness.zookeeper import ZooKeeper, zookeeper_available
+from tests.harness.zookeeper import ZooKeeper, require_zookeeper
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +50,7 @@ def test_connect_unreachable_is_translated():
 
 
 def test_connect_without_waiting_keeps_trying_in_background(tmp_path: Path):
-    if not zookeeper_available():
-        pytest.skip("ZooKeeper is not installed")
+    require_zookeeper()
     server = ZooKeeper(tmp_path)
     client = zkc.connect(server.hosts, timeout=0.5, wait=False)  # nothing listens yet
     try:
@@ -94,8 +93,7 @@ def test_leader_read_and_followed(zookeeper):
 
 def test_leader_session_end_and_zk_restart(tmp_path: Path):
     """A leader whose session ends is replaced; a ZK outage keeps the last leader, then re-reads."""
-    if not zookeeper_available():
-        pytest.skip("ZooKeeper is not installed")
+    require_zookeeper()
     server = ZooKeeper(tmp_path)
     server.start()
     zk_path = "/marathon"
