@@ -182,7 +182,13 @@ def deploy(app_yaml, env_name, env_dir, image_tag, image_digest, from_build, tim
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (like helm diff).")
 @handle_errors("diff")
 def diff(app_yaml, env_name, env_dir, image_tag, image_digest, from_build, output, junit_path, detailed_exitcode):
-    """Show the exact change a deploy would make (Marathon JSON and config keys); touch nothing."""
+    """Show the exact change a deploy would make (Marathon JSON and config keys); touch nothing.
+
+    \b
+    Examples:
+      deploykit diff app.yaml --env prod
+      deploykit diff app.yaml --env prod --image-tag 1.4.2 --detailed-exitcode
+    """
     from deploykit.deploy import DeployOptions
     from deploykit.deploy import diff as run_diff
 
@@ -207,7 +213,13 @@ def diff(app_yaml, env_name, env_dir, image_tag, image_digest, from_build, outpu
 @output_options
 @handle_errors("status")
 def status(app, env_name, env_dir, output, junit_path):
-    """Versions, instances, health and running deployments of APP (app.yaml path or Marathon id)."""
+    """Versions, instances, health and running deployments of APP (app.yaml path or Marathon id).
+
+    \b
+    Examples:
+      deploykit status /shop/cart --env prod
+      deploykit status app.yaml --env local --output json
+    """
     from deploykit.deploy import resolve_target
     from deploykit.deploy import status as run_status
 
@@ -236,7 +248,13 @@ def status(app, env_name, env_dir, output, junit_path):
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
 @handle_errors("history")
 def history(app, env_name, env_dir, output, junit_path, limit):
-    """Deployed versions of APP with image, git sha, who deployed and config hash."""
+    """Deployed versions of APP with image, git sha, who deployed, config hash and how each ended.
+
+    \b
+    Examples:
+      deploykit history /shop/cart --env prod
+      deploykit history app.yaml --env local --limit 5 --output json
+    """
     from deploykit.deploy import history as run_history
     from deploykit.deploy import resolve_target
 
@@ -268,7 +286,13 @@ def history(app, env_name, env_dir, output, junit_path, limit):
 @output_options
 @handle_errors("rollback")
 def rollback(app, env_name, env_dir, to_version, timeout, lock_timeout, force, output, junit_path):
-    """Return APP to an earlier version and wait for it (same watcher and report as deploy)."""
+    """Return APP to an earlier version and wait for it (same watcher and report as deploy).
+
+    \b
+    Examples:
+      deploykit rollback /shop/cart --env prod
+      deploykit rollback /shop/cart --env prod --to 2026-11-25T17:02:11.753Z --force
+    """
     from deploykit.deploy import DeployOptions, resolve_target
     from deploykit.deploy import rollback as run_rollback
 
