@@ -193,6 +193,17 @@ class LbRun:
                 out.add(r.text.split()[0])
         return out
 
+    def log_events(self, event: str) -> list[dict]:
+        """The daemon's JSON log lines for `event` (e.g. "reloaded"), oldest first."""
+        out = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if f'"{event}"' in line:
+                with contextlib.suppress(ValueError):
+                    doc = json.loads(line)
+                    if doc.get("event") == event:
+                        out.append(doc)
+        return out
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -291,6 +302,7 @@ class LoadGen:
         self.port, self.vhosts, self.rate, self.threads = port, vhosts, rate, threads
         self.ok = 0
         self.failed: list[str] = []
+        self.done_at: list[float] = []  # wall-clock end of every successful request
         self.started = self.stopped = 0.0
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -325,10 +337,15 @@ class LoadGen:
             with self._lock:
                 if good:
                     self.ok += 1
+                    self.done_at.append(time.time())
                 else:
                     self.failed.append(detail)
             next_at += period
             self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def served_near(self, moments: list[float], window: float) -> list[int]:
+        """For each wall-clock moment, how many requests succeeded within `window` seconds of it."""
+        return [sum(1 for t in self.done_at if abs(t - m) <= window) for m in moments]
 
     def __enter__(self) -> LoadGen:
         self.started = time.monotonic()
@@ -369,9 +386,11 @@ def test_zero_drop_during_rolling_redeploys_scaling_and_reloads(dc, lb_factory, 
     wait_for(lambda: len(lb.routed("za.test")) == 2 and len(lb.routed("zb.test")) == 2, 20, "both apps routed")
     reloads0 = lb.reloads()
     commands0 = lb.metric("deploykit_lb_runtime_commands_total")
+    load_wall0 = time.time()
     redeploys = scales = forced = 0
     step = LOAD_SECONDS / 10
     with LoadGen(lb.http_port, ["za.test", "zb.test"], rate=LOAD_RATE) as load:
+        time.sleep(1.0)  # traffic is flowing before the first change
         for i in range(10):
             before = lb.reloads()
             put_app(base, web_app("/zd/a", "za.test", 2, version=f"v{i + 2}"))  # rolling redeploy
@@ -392,6 +411,8 @@ def test_zero_drop_during_rolling_redeploys_scaling_and_reloads(dc, lb_factory, 
         )
         time.sleep(max(0.0, load.started + LOAD_SECONDS - time.monotonic()))
     reloads = lb.reloads() - reloads0
+    reloaded_at = [e["ts"] for e in lb.log_events("reloaded") if e["ts"] >= load_wall0]
+    near = load.served_near(reloaded_at, 0.5)
     summary = {
         "requests": load.total,
         "ok": load.ok,
@@ -404,6 +425,7 @@ def test_zero_drop_during_rolling_redeploys_scaling_and_reloads(dc, lb_factory, 
         "forced_reloads": forced,
         "haproxy_reloads": reloads,
         "runtime_commands": int(lb.metric("deploykit_lb_runtime_commands_total") - commands0),
+        "requests_ok_within_0.5s_of_each_reload": near,
         "first_failures": load.failed[:10],
     }
     record_summary("lb_zero_drop", summary)
@@ -413,6 +435,7 @@ def test_zero_drop_during_rolling_redeploys_scaling_and_reloads(dc, lb_factory, 
     assert load.seconds >= LOAD_SECONDS - 1, summary
     assert reloads == forced == 10, f"each added/removed app is exactly one reload, nothing else: {summary}"
     assert summary["runtime_commands"] > 0, summary
+    assert len(near) == 10 and min(near) >= 50, f"traffic must flow right across every reload: {summary}"
     versions = {lb.get("za.test").text.split()[1] for _ in range(6)}
     assert versions == {"v11"}
 
