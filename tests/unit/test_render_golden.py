@@ -15,7 +15,7 @@ from jsonschema import Draft4Validator
 
 from deploykit.envs import load_environment
 from deploykit.render.config import config_prefix, config_tree
-from deploykit.render.marathon import image_reference, render_app
+from deploykit.render.marathon import image_reference, render_app, spec_hash
 from deploykit.resources import schema_path
 from deploykit.spec import load_app
 
@@ -61,8 +61,17 @@ def render_case(app: Path, env_name: str, env_dir: Path | None, tag: str | None,
 
 
 def as_text(app: dict, app_dir: Path) -> str:
-    """Stable text; the app dir (in file:// fetch URIs) is replaced so goldens are machine independent."""
-    return json.dumps(app, indent=2).replace(app_dir.resolve().as_uri(), "file://<APP_DIR>") + "\n"
+    """Stable text, machine independent: the app dir in file:// fetch URIs is replaced by a placeholder.
+
+    The spec hash covers the whole definition, fetch URIs included, so it is first checked against
+    the real definition and then recomputed over the placeholder one.
+    """
+    labels = app.get("labels", {})
+    assert labels.get("DEPLOYKIT_SPEC_HASH") == spec_hash(app)
+    text = json.dumps(app, indent=2).replace(app_dir.resolve().as_uri(), "file://<APP_DIR>")
+    doc = json.loads(text)
+    doc["labels"]["DEPLOYKIT_SPEC_HASH"] = spec_hash(doc)
+    return json.dumps(doc, indent=2) + "\n"
 
 
 @pytest.fixture(scope="module")
