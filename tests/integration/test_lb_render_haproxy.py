@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -216,3 +217,41 @@ def test_fuzzed_labels_never_break_the_config(tmp_path):
         assert sections.count("frontend") == 1 + len(model.port_frontends)
         assert set(sections) <= {"global", "defaults", "frontend", "backend"}
         assert "[fd00::1]:" in text
+
+
+def test_idle_keepalive_connection_survives_a_reload(haproxy_factory, http_backends, tmp_path):
+    """A client's idle keep-alive connection open across a reload still gets its next answer.
+
+    Without `option idle-close-on-response` the old worker closes idle connections at once on a
+    soft stop, and a client that sends on one just then sees "connection closed without response"
+    (seen once in 6,000 requests in the zero-drop test). With it, the old worker answers that
+    request with "Connection: close" first.
+    """
+    import http.client
+
+    inst = haproxy_factory()
+    apps = [_app("/shop/alpha", {"HAPROXY_0_VHOST": "alpha.example.com"}, 10001,
+                 [_task("a1", http_backends["alpha"])])]
+    apps_file = tmp_path / "apps.json"
+    apps_file.write_text(json.dumps({"apps": apps}))
+    env_dir = _env_dir(tmp_path, inst.http_port, inst.stats_socket)
+    proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(apps_file), "--env", "itest",
+                           "--env-dir", str(env_dir), "-o", str(inst.config_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    inst.start(inst.config_path.read_text())
+    wait_until(lambda: _get(inst.http_port, "alpha.example.com")[0] == 200, 10, "alpha routed")
+
+    conn = http.client.HTTPConnection("127.0.0.1", inst.http_port, timeout=5)
+    try:
+        conn.request("GET", "/first", headers={"Host": "alpha.example.com"})
+        first = conn.getresponse()
+        assert (first.status, first.read().decode()) == (200, "alpha /first")
+        assert inst.reload()
+        time.sleep(0.3)  # the old worker has begun its soft stop; our connection sits idle in it
+        conn.request("GET", "/second", headers={"Host": "alpha.example.com"})  # same, now idle, connection
+        second = conn.getresponse()
+        assert (second.status, second.read().decode()) == (200, "alpha /second")
+        assert second.getheader("Connection", "").lower() == "close"
+    finally:
+        conn.close()
