@@ -41,6 +41,21 @@ class Problem:
         return text
 
 
+class QuickExit(SystemExit):
+    """Ends a successful one-shot command without freeing what it built.
+
+    `lb render` holds a parsed /v2/apps response: millions of small objects whose one-by-one
+    release at interpreter exit costs most of what parsing them did. deploykit.launcher
+    catches this, flushes stdout and stderr and ends the process at once; anywhere else
+    (click's test runner, `python -m`) it is a plain SystemExit. `keep` holds the objects
+    until then.
+    """
+
+    def __init__(self, code: int, keep: object = None):
+        super().__init__(code)
+        self.keep = keep
+
+
 class DeployKitError(Exception):
     """Base class. `exit_code` is what the CLI exits with."""
 

@@ -73,5 +73,14 @@ def main() -> None:
         sys.stdout.write(f"deploykit, version {__version__}\n")
         return
     from deploykit.cli import main as cli
+    from deploykit.errors import QuickExit
 
-    cli()
+    try:
+        cli()
+    except QuickExit as done:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:  # a closed pipe: what it would have done at normal exit too
+            pass
+        os._exit(done.code)

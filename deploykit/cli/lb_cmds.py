@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from typing import TYPE_CHECKING
 
 import click
 
 from deploykit.cli.common import env_dir_option, handle_errors
+
+if TYPE_CHECKING:
+    from deploykit.lb.render import RenderResult
 
 _LAZY = {"run": ("deploykit.cli.lb_run_cmd", "run")}
 
@@ -57,9 +61,9 @@ def lb() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 @click.option("--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: print the summary (skipped apps, ignored labels) as one JSON document; needs -o FILE.")
-@handle_errors("lb render")
+@handle_errors("lb render", quick_exit=True)
 def render_cmd(apps_json: str, groups: tuple[str, ...], template_dir: str | None, out: str, env_name: str | None,
-               env_dir: str | None, strict: bool, quiet: bool, output: str) -> dict:
+               env_dir: str | None, strict: bool, quiet: bool, output: str) -> RenderResult:
     """Render haproxy.cfg from a saved Marathon /v2/apps?embed=apps.tasks response.
 
     \b
@@ -92,4 +96,4 @@ def render_cmd(apps_json: str, groups: tuple[str, ...], template_dir: str | None
         for ignored in result.model.ignored:
             click.echo(f"ignored {ignored.app_id} {ignored.label}: {ignored.reason}", err=True)
         click.echo(result.summary(), err=True)
-    return result.to_dict()
+    return result  # its to_dict() is the JSON summary; QuickExit keeps the parsed input alive until exit

@@ -10,7 +10,7 @@ backends that changed are rendered again; the rest of the file is a join of cach
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jinja2
@@ -139,6 +139,7 @@ class RenderResult:
     out: str
     size: int
     servers: int = 0
+    apps: list = field(default_factory=list, repr=False)  # the parsed input, for QuickExit to keep
 
     def summary(self) -> str:
         m = self.model
@@ -203,7 +204,8 @@ def render_apps_file(apps_json: str, *, out: str = "-", groups: tuple[str, ...] 
         template_dir = settings.extra.get("template_dir") or None
     renderer = Renderer(template_dir)  # before reading the input: a bad template fails fast
     with paused_gc():  # one allocation-heavy pass over a big document, no cycles to collect
-        model = build_model(load_apps(apps_json), settings)
+        apps = load_apps(apps_json)
+        model = build_model(apps, settings)
         if strict and model.rejected:
             raise ValidationError([Problem(apps_json, r.app_id, r.reason) for r in model.rejected])
         text = renderer.render(model)
@@ -216,4 +218,4 @@ def render_apps_file(apps_json: str, *, out: str = "-", groups: tuple[str, ...] 
                 f.write(text)
         except OSError as exc:
             raise ValidationError([Problem(out, "", f"cannot write: {exc.strerror or exc}")]) from exc
-    return RenderResult(model, out if out != "-" else "<stdout>", len(text), model.server_count)
+    return RenderResult(model, out if out != "-" else "<stdout>", len(text), model.server_count, apps)
