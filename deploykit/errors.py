@@ -7,7 +7,7 @@ one place and never shows a foreign traceback to a user.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 EXIT_OK = 0
 EXIT_DEPLOY_FAILED = 1  # deployment failed and was rolled back
@@ -18,9 +18,12 @@ EXIT_ROLLBACK_FAILED = 5  # rollback failed, a human is needed
 EXIT_INTERRUPTED = 130  # Ctrl-C while waiting; the deployment is left running
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One validation finding: where it is, what is wrong, and how to fix it."""
+class Problem(NamedTuple):
+    """One validation finding: where it is, what is wrong, and how to fix it.
+
+    A NamedTuple rather than a dataclass: `deploykit lb render` imports this module, and
+    `import dataclasses` alone costs a fifth of that command's budget at 1,000 apps (issue 8).
+    """
 
     file: str | None
     path: str  # dotted key path, e.g. "health.interval" or "ports[0].container"
@@ -29,7 +32,7 @@ class Problem:
     line: int | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self._asdict()
 
     def __str__(self) -> str:
         where = self.file or "<input>"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -10,6 +9,8 @@ def did_you_mean(
     word: str, choices: Iterable[str], *, fallback: str | None = "known", cutoff: float = 0.6
 ) -> str | None:
     """'did you mean "interval"?' when something is close, else the list of choices (None with fallback=None)."""
+    import difflib  # only when there is a mistake to explain; keeps the happy path's imports short
+
     options = sorted(str(c) for c in choices)
     close = difflib.get_close_matches(str(word), options, n=1, cutoff=cutoff)
     if not close:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from deploykit.labels import HAPROXY_GROUP
 
@@ -45,16 +45,14 @@ class LabelError(ValueError):
     """A label value is invalid or unsafe; the app carrying it is not routed."""
 
 
-@dataclass(slots=True, frozen=True)
-class Rejected:
+class Rejected(NamedTuple):
     """An app left out of the routing model, and why (for the daemon's log and metric)."""
 
     app_id: str
     reason: str
 
 
-@dataclass(slots=True, frozen=True)
-class Ignored:
+class Ignored(NamedTuple):
     """A label that has no effect (raw HAProxy snippets are never pasted into the config)."""
 
     app_id: str
@@ -62,8 +60,7 @@ class Ignored:
     reason: str
 
 
-@dataclass(slots=True, frozen=True)
-class CheckSpec:
+class CheckSpec(NamedTuple):
     """HAProxy-side health check for one port (DEPLOYKIT_{n}_CHECK_* labels)."""
 
     path: str | None = None  # None: plain TCP connect check
@@ -72,8 +69,7 @@ class CheckSpec:
     fall: int = DEFAULT_CHECK_FALL
 
 
-@dataclass(slots=True, frozen=True)
-class PortLabels:
+class PortLabels(NamedTuple):
     """Routing settings for port index `index` of an app, as the labels ask."""
 
     index: int
@@ -88,8 +84,7 @@ class PortLabels:
     enabled: bool = True
 
 
-@dataclass(slots=True, frozen=True)
-class AppLabels:
+class AppLabels(NamedTuple):
     """Everything routing needs from an app's labels."""
 
     groups: tuple[str, ...]

@@ -4,8 +4,9 @@ The model is the single source of truth for both the rendered haproxy.cfg and th
 API changes: backends have a fixed number of server slots (with headroom) and a task keeps
 its slot across updates, so scaling and task replacement become "set server" commands
 instead of reloads. Models are treated as immutable: updates build new objects and share
-unchanged backends, so `changes.diff` can skip them by identity. Plain slotted dataclasses
-(no pydantic) because this runs on every Marathon event for thousands of apps.
+unchanged backends, so `changes.diff` can skip them by identity. NamedTuples (no pydantic, no
+dataclasses): this runs on every Marathon event for thousands of apps, and `deploykit lb render`
+is measured against json.load of its input, where importing dataclasses alone is a fifth of the budget.
 """
 
 from __future__ import annotations
@@ -13,18 +14,22 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import ipaddress
 import math
 import operator
+import os.path
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
-from pathlib import PurePath
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from deploykit.errors import Problem, ValidationError
 from deploykit.hints import did_you_mean
 from deploykit.lb.labels import AppLabels, CheckSpec, Ignored, LabelError, PortLabels, Rejected, parse_labels
+
+# `lb render` is measured against json.load of its input (issue 8), so this module imports only what the
+# build needs: pathlib, ipaddress and difflib (~10 ms together on a slow core) stay out of that process.
+
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
 __all__ = [
     "Backend",
@@ -40,8 +45,7 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True, frozen=True)
-class LbSettings:
+class LbSettings(NamedTuple):
     """Paths, ports and policies for the rendered haproxy.cfg; `extra` is passed to templates as-is."""
 
     http_port: int = 80
@@ -61,7 +65,7 @@ class LbSettings:
     timeout_server: str = "60s"
     timeout_check: str = "5s"
     timeout_tunnel: str = "1h"
-    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
+    extra: Mapping[str, Any] = _NO_EXTRA  # read-only; from_mapping puts unknown keys here
 
     @classmethod
     def from_mapping(cls, section: dict | None, *, file: str | None = None, path: str = "haproxy") -> LbSettings:
@@ -75,17 +79,16 @@ class LbSettings:
             section.setdefault("min_slots", section.pop("server_slots"))
         if "state_file" not in section and isinstance(section.get("config"), str):
             # next to haproxy.cfg: the daemon owns that folder, and it survives restarts
-            section["state_file"] = str(PurePath(section["config"]).parent / "server-state")
+            section["state_file"] = os.path.join(os.path.dirname(section["config"]), "server-state")
         problems: list[Problem] = []
-        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        known = {name: default for name, default in cls._field_defaults.items() if name != "extra"}
         kwargs: dict[str, Any] = {}
         extra: dict[str, Any] = dict(section.pop("extra", None) or {})
         for key, value in section.items():
-            f = known.get(key)
-            if f is None:
+            if key not in known:
                 extra[key] = value
                 continue
-            default = f.default
+            default = known[key]
             where = f"{path}.{key}"
             if key == "groups":
                 if isinstance(value, str):
@@ -133,8 +136,7 @@ _CONTAINER_NETWORK_MODES = frozenset({"container", "USER"})
 _TASK_ID = operator.attrgetter("task_id")
 
 
-@dataclass(slots=True, frozen=True)
-class Server:
+class Server(NamedTuple):
     """A task in a backend slot. `draining`: Marathon is killing it; no new connections."""
 
     task_id: str
@@ -143,8 +145,7 @@ class Server:
     draining: bool = False
 
 
-@dataclass(slots=True, frozen=True)
-class Backend:
+class Backend(NamedTuple):
     """One routed port of one app. `slots[i]` is HAProxy server `s{i+1}`; None is a spare slot."""
 
     name: str
@@ -167,8 +168,7 @@ class Backend:
         return [(f"s{i + 1}", s) for i, s in enumerate(self.slots) if s is not None]
 
 
-@dataclass(slots=True, frozen=True)
-class HttpRoute:
+class HttpRoute(NamedTuple):
     """A rule of the shared http frontend: Host in `vhosts` (any host if empty) and path prefix -> backend."""
 
     backend: str
@@ -177,8 +177,7 @@ class HttpRoute:
     redirect_to_https: bool = False
 
 
-@dataclass(slots=True, frozen=True)
-class PortFrontend:
+class PortFrontend(NamedTuple):
     """A frontend bound on an app's service port (tcp apps, and http apps without vhost)."""
 
     name: str
@@ -187,8 +186,7 @@ class PortFrontend:
     backend: str
 
 
-@dataclass(slots=True, frozen=True)
-class _PortRoute:
+class _PortRoute(NamedTuple):
     backend: str
     index: int
     mode: str
@@ -196,8 +194,7 @@ class _PortRoute:
     labels: PortLabels
 
 
-@dataclass(slots=True, frozen=True)
-class AppState:
+class AppState(NamedTuple):
     """What one app contributes, before conflicts between apps are resolved (kept for incremental updates)."""
 
     app_id: str
@@ -206,38 +203,33 @@ class AppState:
     candidates: tuple[tuple[Server, ...], ...]  # per route: routable tasks, sorted by task id
 
 
-@dataclass(slots=True)
-class RoutingModel:
-    """Everything haproxy.cfg and the Runtime API need. Treat as immutable; share, don't mutate."""
+class RoutingModel(NamedTuple):
+    """Everything haproxy.cfg and the Runtime API need. Immutable; updates share unchanged parts."""
 
     settings: LbSettings
     backends: dict[str, Backend]  # sorted by name
     http_routes: tuple[HttpRoute, ...]  # in rule order
     port_frontends: tuple[PortFrontend, ...]  # sorted by port
-    rejected: tuple[Rejected, ...] = ()
-    ignored: tuple[Ignored, ...] = ()
-    app_health: dict[str, dict[str, bool]] = field(default_factory=dict)  # app id -> task id -> last known health
-    apps: dict[str, AppState] = field(default_factory=dict)
-    label_rejects: dict[str, Rejected] = field(default_factory=dict)
-    app_ignored: dict[str, tuple[Ignored, ...]] = field(default_factory=dict)
-    owners: dict[str, tuple[str, ...]] = field(default_factory=dict)  # app id -> its backend names
+    rejected: tuple[Rejected, ...]
+    ignored: tuple[Ignored, ...]
+    app_health: dict[str, dict[str, bool]]  # app id -> task id -> last known health
+    apps: dict[str, AppState]
+    label_rejects: dict[str, Rejected]
+    app_ignored: dict[str, tuple[Ignored, ...]]
+    owners: dict[str, tuple[str, ...]]  # app id -> its backend names
+    server_count: int  # servers routed (not draining); kept up to date by every update, metrics read it often
     # host name -> IPv4/IPv6 address, injected by the daemon (the Runtime API's `set server addr` takes addresses only)
-    resolve: Resolver | None = field(default=None, compare=False, repr=False)
-    _server_count: int = field(default=-1, compare=False, repr=False)
+    resolve: Resolver | None = None
 
     @property
     def health(self) -> dict[str, bool]:
         """Last known Marathon health per task id, flattened (what `last_known_health` takes)."""
         return {task: alive for per_app in self.app_health.values() for task, alive in per_app.items()}
 
-    @property
-    def server_count(self) -> int:
-        """Servers routed (not draining). Counted once per model: metrics read it often."""
-        if self._server_count < 0:
-            self._server_count = sum(
-                1 for b in self.backends.values() for s in b.slots if s is not None and not s.draining
-            )
-        return self._server_count
+
+def _routed(backend: Backend) -> int:
+    """Servers of a backend that take traffic (filled slots, not draining)."""
+    return sum(1 for s in backend.slots if s is not None and not s.draining)
 
 
 def slot_count(needed: int, previous: int, settings: LbSettings) -> int:
@@ -281,6 +273,8 @@ def _address_kind(address: str) -> int:
     if _IPV4.match(address) is not None:
         return IPV4
     if ":" in address:
+        import ipaddress  # only for addresses that look like IPv6
+
         try:
             ipaddress.IPv6Address(address)
         except ValueError:
@@ -596,6 +590,7 @@ def _assemble(
     return RoutingModel(
         settings=settings,
         backends=dict(sorted(backends.items())),
+        server_count=sum(map(_routed, backends.values())),
         http_routes=tuple(sorted(http_routes, key=_route_sort_key)),
         port_frontends=tuple(sorted(port_frontends, key=lambda f: f.port)),
         rejected=tuple(rejected),
@@ -675,19 +670,21 @@ def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel
     ):
         backends = dict(model.backends)
         changed = []
+        servers = model.server_count
         for route, cands in zip(state.routes, state.candidates, strict=True):
             prev = backends[route.backend]
             new = _fill_slots(route.backend, app_id, route, cands, prev, model.settings)
             if new is not prev:
                 backends[route.backend] = new
                 changed.append(route.backend)
+                servers += _routed(new) - _routed(prev)
         apps = dict(model.apps)
         apps[app_id] = state
         new_model = RoutingModel(
             settings=model.settings, backends=backends, http_routes=model.http_routes,
             port_frontends=model.port_frontends, rejected=model.rejected, ignored=model.ignored, app_health=health,
             apps=apps, label_rejects=model.label_rejects, app_ignored=model.app_ignored, owners=model.owners,
-            resolve=model.resolve,
+            server_count=servers, resolve=model.resolve,
         )
         return new_model, changed
     return _replace_app(model, app_id, state, rejected, ignored, health)

@@ -10,8 +10,8 @@ backends that changed are rendered again; the rest of the file is a join of cach
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import jinja2
 
@@ -131,20 +131,32 @@ def render_config(model: RoutingModel, template_dir: str | Path | None = None) -
     return Renderer(template_dir).render(model)
 
 
-@dataclass(slots=True)
-class RenderResult:
+class RenderResult(NamedTuple):
     """What `lb render` did, for its summary line and --output json."""
 
     model: RoutingModel
     out: str
     size: int
-    servers: int = 0
-    apps: list = field(default_factory=list, repr=False)  # the parsed input, for QuickExit to keep
+    servers: int
+    apps: list  # the parsed input, for QuickExit to keep
 
     def summary(self) -> str:
         m = self.model
         return (f"wrote {self.out}: {len(m.backends)} backends, {self.servers} servers, "
                 f"{len(m.rejected)} apps skipped, {len(m.ignored)} labels ignored")
+
+    def report_lines(self) -> list[str]:
+        """`lb render`'s stderr lines (skipped apps, ignored labels, summary), one source for its click and
+        click-free paths. Ids and labels come from the input file: control characters are shown escaped,
+        so a crafted app id cannot forge report lines or send escape sequences to a terminal."""
+        def shown(text: str) -> str:
+            return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+        m = self.model
+        lines = [f"skipped {shown(r.app_id)}: {shown(r.reason)}" for r in m.rejected]
+        lines += [f"ignored {shown(i.app_id)} {shown(i.label)}: {shown(i.reason)}" for i in m.ignored]
+        lines.append(self.summary())
+        return lines
 
     def to_dict(self) -> dict:
         m = self.model
@@ -189,7 +201,7 @@ def settings_for(env_name: str | None, env_dir: str | None, groups: tuple[str, .
             section = env.haproxy.model_dump()
     settings = LbSettings.from_mapping(section)
     if groups:
-        settings = replace(settings, groups=tuple(sorted(set(groups))))
+        settings = settings._replace(groups=tuple(sorted(set(groups))))
     return settings
 
 
