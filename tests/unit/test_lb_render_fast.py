@@ -254,3 +254,20 @@ def test_parse_agrees_with_click(argv: list[str], env_dir: str | None, monkeypat
         assert fast == slow
     else:  # declined on purpose: only combined short flags
         assert "-qq" in argv
+
+
+def test_closed_stdout_exits_1_like_click(files: dict[str, str], tmp_path: Path) -> None:
+    """A reader that went away (`| head`): click exits 1 without a message; so does the fast path."""
+    results = []
+    for script in (_CLICK_ONLY, _MARKED):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            done = subprocess.run([sys.executable, "-c", script, "lb", "render", "--apps-json", files["apps"]],
+                                  stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60, cwd=tmp_path,
+                                  env={**os.environ, "DK_FAST_MARK": str(tmp_path / "mark")})
+        finally:
+            os.close(write_end)
+        results.append((done.returncode, done.stderr))
+    assert results[0] == results[1] == (1, "")
+    assert (tmp_path / "mark").read_text().startswith("fast ")
