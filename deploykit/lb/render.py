@@ -17,15 +17,15 @@ costs as much as rendering 1,000 backends, and `lb render` is measured against j
 
 from __future__ import annotations
 
-from pathlib import Path
+import os.path
 from typing import TYPE_CHECKING, NamedTuple
 
 from deploykit.errors import Problem, ValidationError
 from deploykit.lb.model import Backend, LbSettings, RoutingModel, build_model, paused_gc
-from deploykit.resources import data_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     import jinja2
 
@@ -70,18 +70,30 @@ def slot_layout(backend: Backend) -> list[tuple]:
     return items
 
 
+def shipped_template_dir() -> str:
+    """deploykit.resources.data_dir("haproxy") as a str, without importing pathlib: pathlib brings
+    urllib.parse and ipaddress, ~2.5 ms of `lb render`, a command measured against json.load."""
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # .../deploykit
+    for folder in (os.path.join(package, "_data", "haproxy"), os.path.join(os.path.dirname(package), "haproxy")):
+        if os.path.isdir(folder):
+            return folder
+    from deploykit.resources import data_dir
+
+    return str(data_dir("haproxy"))  # raises its "missing from this installation" error
+
+
 class Renderer:
     """Renders haproxy.cfg; keep one per daemon so templates load once and backend text is reused."""
 
     def __init__(self, template_dir: str | Path | None = None):
-        shipped = data_dir("haproxy")
-        self.template_dir = Path(template_dir) if template_dir else shipped
-        if not self.template_dir.is_dir():
-            raise ValidationError([Problem(str(self.template_dir), "", "template folder not found")])
-        functions = _compiled_functions(self.template_dir, shipped)
+        shipped = shipped_template_dir()
+        self._dir = os.fspath(template_dir) if template_dir else shipped
+        if not os.path.isdir(self._dir):
+            raise ValidationError([Problem(self._dir, "", "template folder not found")])
+        functions = _compiled_functions(self._dir, shipped)
         #: True when the ahead-of-time compiled templates are used (the templates on disk are the shipped ones)
         self.compiled = functions is not None
-        self._main, self._backend = functions or _jinja_functions(self.template_dir, shipped)
+        self._main, self._backend = functions or _jinja_functions(self._dir, shipped)
         # id(backend) -> (backend, text). Models share unchanged Backend objects, so identity is the
         # cheap, exact key (hashing 3,000 backends by value cost more than rendering the changed ones).
         self._cache: dict[int, tuple[Backend, str]] = {}
@@ -123,40 +135,47 @@ class Renderer:
         except Exception as exc:
             raise self._failed(MAIN_TEMPLATE, exc) from exc
 
+    @property
+    def template_dir(self) -> Path:
+        """The folder templates are loaded from (the shipped one unless a custom folder was given)."""
+        from pathlib import Path
+
+        return Path(self._dir)
+
     def _failed(self, name: str, exc: Exception) -> ValidationError:
         """Any error raised while rendering is a mistake in a (user's) template: exit 2 naming it."""
-        return ValidationError(
-            [Problem(str(self.template_dir / name), "", f"template failed to render: {type(exc).__name__}: {exc}")]
-        )
+        return ValidationError([Problem(os.path.join(self._dir, name), "",
+                                        f"template failed to render: {type(exc).__name__}: {exc}")])
 
 
-def _compiled_functions(template_dir: Path, shipped: Path) -> tuple[Callable[..., str], Callable[..., str]] | None:
+def _compiled_functions(template_dir: str, shipped: str) -> tuple[Callable[..., str], Callable[..., str]] | None:
     """The compiled (main, backend) functions if every template Jinja2 would load here has the exact text they
     were compiled from; else None. Reads four small files: a local edit of the installed templates, or a custom
     folder overriding any of them, must get what its author wrote."""
     from deploykit.lb import compiled_templates
 
-    custom = template_dir.resolve() != shipped.resolve()
+    custom = os.path.realpath(template_dir) != os.path.realpath(shipped)
     for name, source in compiled_templates.SOURCES.items():
-        path = template_dir / name
-        if custom and not path.is_file():
-            path = shipped / name  # what the Jinja2 path's ChoiceLoader falls back to
+        path = os.path.join(template_dir, name)
+        if custom and not os.path.isfile(path):
+            path = os.path.join(shipped, name)  # what the Jinja2 path's ChoiceLoader falls back to
         try:
-            if path.read_bytes().decode("utf-8") != source:
-                return None
+            with open(path, "rb") as f:
+                if f.read().decode("utf-8") != source:
+                    return None
         except (OSError, UnicodeDecodeError):
             return None
     functions = compiled_templates.FUNCTIONS
     return functions[MAIN_TEMPLATE], functions[BACKEND_TEMPLATE]
 
 
-def _jinja_functions(template_dir: Path, shipped: Path) -> tuple[Callable[..., str], Callable[..., str]]:
+def _jinja_functions(template_dir: str, shipped: str) -> tuple[Callable[..., str], Callable[..., str]]:
     """(main, backend) rendering through Jinja2; a custom folder only needs the templates it changes."""
     import jinja2
 
-    loader: jinja2.BaseLoader = jinja2.FileSystemLoader(str(template_dir))
-    if template_dir.resolve() != shipped.resolve():
-        loader = jinja2.ChoiceLoader([loader, jinja2.FileSystemLoader(str(shipped))])
+    loader: jinja2.BaseLoader = jinja2.FileSystemLoader(template_dir)
+    if os.path.realpath(template_dir) != os.path.realpath(shipped):
+        loader = jinja2.ChoiceLoader([loader, jinja2.FileSystemLoader(shipped)])
     env = make_environment(loader)
     env_globals = dict(env.globals)  # range, dict, namespace, ... for custom templates
 
@@ -165,11 +184,12 @@ def _jinja_functions(template_dir: Path, shipped: Path) -> tuple[Callable[..., s
             template = env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
             raise ValidationError(
-                [Problem(str(template_dir / (exc.name or name)), "", f"template syntax error: {exc.message}",
+                [Problem(os.path.join(template_dir, exc.name or name), "", f"template syntax error: {exc.message}",
                          line=exc.lineno)]
             ) from exc
         except jinja2.TemplateNotFound as exc:  # only when the shipped templates are missing too
-            raise ValidationError([Problem(str(template_dir / name), "", f"template {exc.name} not found")]) from exc
+            problem = Problem(os.path.join(template_dir, name), "", f"template {exc.name} not found")
+            raise ValidationError([problem]) from exc
         render_func, new_context = template.root_render_func, template.new_context
 
         def render(**context: object) -> str:
