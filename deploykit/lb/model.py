@@ -335,6 +335,7 @@ def _task_candidates(tasks: list, indexes: list[int], container_ports: list[int 
     first_index = indexes[0]
     first = out[0]
     kind_of = _address_kind
+    new_server = tuple.__new__  # Server(...) without the Python-level __new__ of a NamedTuple: one frame less per task
     for task in tasks:
         state = task.get("state")
         if state == "TASK_RUNNING":
@@ -385,12 +386,12 @@ def _task_candidates(tasks: list, indexes: list[int], container_ports: list[int 
         if single:
             port = ports[first_index] if first_index < len(ports) else None
             if type(port) is int and 0 < port < 65536:
-                first.append(Server(task_id, address, port, draining))
+                first.append(new_server(Server, (task_id, address, port, draining)))
             continue
         for k, index in enumerate(indexes):
             port = ports[index] if index < len(ports) else None
             if type(port) is int and 0 < port < 65536:
-                out[k].append(Server(task_id, address, port, draining))
+                out[k].append(new_server(Server, (task_id, address, port, draining)))
     for lst in out:
         if len(lst) > 1:
             lst.sort(key=_TASK_ID)

@@ -23,6 +23,7 @@ does, which can only change WHICH error is reported when a template fails (never
 from __future__ import annotations
 
 import keyword
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -127,7 +128,7 @@ def string_literals(parts: list[Part], indent: int) -> list[str]:
 def _py_const(value: object, where: tuple[str, int | None]) -> str:
     if isinstance(value, str):
         return '"' + "".join(_escape_char(ch, False) for ch in value) + '"'
-    if value is None or isinstance(value, (bool, int, float)):
+    if value is None or isinstance(value, (bool, int)) or (isinstance(value, float) and math.isfinite(value)):
         return repr(value)
     raise CompileError(*where, f"constant of type {type(value).__name__} is not supported")
 
@@ -176,10 +177,11 @@ def _names_in(node: nodes.Node, skip: nodes.Node | None, include_free: dict[str,
 # one template -> one function
 
 class _FunctionCompiler:
-    def __init__(self, template: str, tree: nodes.Template, free_vars: dict[str, list[str]]):
+    def __init__(self, template: str, tree: nodes.Template, free_vars: dict[str, list[str]], reserved: frozenset[str]):
         self.template = template
         self.tree = tree
         self.include_free = free_vars  # free variables of the templates compiled already
+        self.reserved = reserved  # the generated functions' names and the builtins the code calls
         self.lines: list[str] = []
         self.free: list[str] = []
         self.counter = 0
@@ -214,7 +216,7 @@ class _FunctionCompiler:
     def check_name(self, node: nodes.Node, name: str) -> None:
         if name == "loop":
             raise self.fail(node, "the loop variable is not supported")
-        if name.startswith("_") or keyword.iskeyword(name) or name in _RESERVED:
+        if name.startswith("_") or keyword.iskeyword(name) or name in self.reserved:
             raise self.fail(node, f"variable name {name!r} is not supported")
 
     def resolve(self, node: nodes.Node, name: str, scope: _Scope) -> str:
@@ -242,7 +244,9 @@ class _FunctionCompiler:
             code, names = self.expr(node.node, scope)
             if not node.attr.isidentifier() or keyword.iskeyword(node.attr):
                 raise self.fail(node, f"attribute {node.attr!r} is not supported")
-            return f"{self._paren(node.node, code)}.{node.attr}", names
+            atom = isinstance(node.node, (nodes.Name, nodes.Getattr, nodes.Filter)) or (
+                isinstance(node.node, nodes.Const) and isinstance(node.node.value, str))
+            return f"{code if atom else f'({code})'}.{node.attr}", names
         if isinstance(node, nodes.Const):
             return _py_const(node.value, where), frozenset()
         if isinstance(node, nodes.Filter):
@@ -314,7 +318,7 @@ class _FunctionCompiler:
             elif isinstance(node, (nodes.Assign, nodes.AssignBlock)):
                 parts = self.assign(node, scope, indent, parts)
             elif isinstance(node, nodes.Include):
-                parts.append(self.include(node, scope))
+                parts.append(self.include(node, scope, indent))
             else:
                 raise self.fail(node, f"{type(node).__name__} is not supported")
         return [p for p in parts if p.is_expr or p.text]
@@ -392,7 +396,8 @@ class _FunctionCompiler:
         idents: dict[str, str] = {}
         for name in sorted(_bound_here(node.body) | set(targets)):
             self.check_name(node, name)
-            idents[name] = self.fresh(f"{name}_") if name in outside else name
+            # a renamed one starts with "_" (no template name does) and ends with a unique number
+            idents[name] = self.fresh(f"_{name}_") if name in outside else name
         loop = _Scope(scope, idents, {name: idents[name] for name in targets})
         target_code = ", ".join(idents[name] for name in targets)
         acc = self.fresh("_l")
@@ -408,7 +413,7 @@ class _FunctionCompiler:
         self.emit(indent, f'{temp} = "".join({acc})')
         return Part(code=temp, is_str=True)
 
-    def include(self, node: nodes.Include, scope: _Scope) -> Part:
+    def include(self, node: nodes.Include, scope: _Scope, indent: int) -> Part:
         if not isinstance(node.template, nodes.Const) or node.ignore_missing or not node.with_context:
             raise self.fail(node, "only `include \"name\"` of a shipped template is supported")
         name = node.template.value
@@ -420,7 +425,15 @@ class _FunctionCompiler:
             ident = self.resolve(node, var, scope)
             args.append(f"{var}={ident}")
             names.add(ident)
-        return Part(code=f"{function_name(name)}({', '.join(args)})", names=frozenset(names))
+        call = f"{function_name(name)}({', '.join(args)})"
+        if len(call) <= 80:
+            return Part(code=call, names=frozenset(names))
+        temp = self.fresh()  # too long for a line of the f-string: one argument per line
+        self.emit(indent, f"{temp} = {function_name(name)}(")
+        for arg in args:
+            self.emit(indent + 1, f"{arg},")
+        self.emit(indent, ")")
+        return Part(code=temp, is_str=True)
 
     def compile(self) -> list[str]:
         top = _Scope(None, {name: name for name in _bound_here(self.tree.body)})
@@ -467,8 +480,9 @@ def compile_templates(sources: dict[str, str]) -> str:
         visit(name)
     free: dict[str, list[str]] = {}
     functions: dict[str, list[str]] = {}
+    reserved = _RESERVED | {function_name(name) for name in sources}
     for name in order:
-        compiler = _FunctionCompiler(name, trees[name], free)
+        compiler = _FunctionCompiler(name, trees[name], free, reserved)
         functions[name] = compiler.compile()
         free[name] = compiler.free
     out = [
