@@ -188,6 +188,7 @@ class Obj:
      {"l": [1, 2, 3]}),
     ("{%- for i in l -%}\n  {{ i|join(', ') }}\n{%- endfor %}\n\u00e9\u2603\t{{ '\U0001f600' }}\n", {"l": ["ab", []]}),
     ("{% for i in l %}{% include 'inc.j2' %}{% endfor %}{% include 'inc.j2' %}", {"l": [1, 2], "i": "top"}),
+    ("{% for x in l %}{{ x }}{{ x_1 }}{{ x_2 }}{% endfor %}{{ x }}", {"l": "ab", "x": 0, "x_1": 1, "x_2": 2}),
 ])
 def test_supported_constructs_match_jinja(source: str, context: dict) -> None:
     inc = {"inc.j2": "({{ i }})"}
@@ -208,10 +209,11 @@ def test_supported_constructs_match_jinja(source: str, context: dict) -> None:
     ("\n{{ a < b }}", "comparison 'lt'"),
     ("\n{{ _private }}", "'_private'"),
     ("\n{% set a, b = 1, 2 %}", "only `set name"),
+    ("\n{{ inc }}", "'inc' is not supported"),  # would shadow the function of the included template
 ])
 def test_unsupported_constructs_are_refused_with_template_and_line(source: str, what: str) -> None:
     with pytest.raises(CompileError, match=r"t\.j2:[23]: ") as info:
-        compile_templates({"t.j2": source})
+        compile_templates({"t.j2": source, "inc.j2": "x"})
     assert what in str(info.value)
     assert info.value.template == "t.j2" and info.value.lineno in (2, 3)
 
