@@ -7,7 +7,7 @@ one place and never shows a foreign traceback to a user.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from deploykit.records import Record
 
 EXIT_OK = 0
 EXIT_DEPLOY_FAILED = 1  # deployment failed and was rolled back
@@ -18,11 +18,11 @@ EXIT_ROLLBACK_FAILED = 5  # rollback failed, a human is needed
 EXIT_INTERRUPTED = 130  # Ctrl-C while waiting; the deployment is left running
 
 
-class Problem(NamedTuple):
+class Problem(Record):
     """One validation finding: where it is, what is wrong, and how to fix it.
 
-    A NamedTuple rather than a dataclass: `deploykit lb render` imports this module, and
-    `import dataclasses` alone costs a fifth of that command's budget at 1,000 apps (issue 8).
+    A Record (a NamedTuple) rather than a dataclass: `deploykit lb render` imports this module, and
+    importing dataclasses or typing would cost that command a tenth of its budget (see deploykit.records).
     """
 
     file: str | None

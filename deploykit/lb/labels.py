@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import NamedTuple
 
 from deploykit.labels import HAPROXY_GROUP
+from deploykit.records import Record
 
 BALANCE_ALGORITHMS = frozenset({"roundrobin", "static-rr", "leastconn", "first", "source", "random"})
 MODES = frozenset({"http", "tcp"})
@@ -45,14 +45,14 @@ class LabelError(ValueError):
     """A label value is invalid or unsafe; the app carrying it is not routed."""
 
 
-class Rejected(NamedTuple):
+class Rejected(Record):
     """An app left out of the routing model, and why (for the daemon's log and metric)."""
 
     app_id: str
     reason: str
 
 
-class Ignored(NamedTuple):
+class Ignored(Record):
     """A label that has no effect (raw HAProxy snippets are never pasted into the config)."""
 
     app_id: str
@@ -60,7 +60,7 @@ class Ignored(NamedTuple):
     reason: str
 
 
-class CheckSpec(NamedTuple):
+class CheckSpec(Record):
     """HAProxy-side health check for one port (DEPLOYKIT_{n}_CHECK_* labels)."""
 
     path: str | None = None  # None: plain TCP connect check
@@ -69,7 +69,7 @@ class CheckSpec(NamedTuple):
     fall: int = DEFAULT_CHECK_FALL
 
 
-class PortLabels(NamedTuple):
+class PortLabels(Record):
     """Routing settings for port index `index` of an app, as the labels ask."""
 
     index: int
@@ -84,7 +84,7 @@ class PortLabels(NamedTuple):
     enabled: bool = True
 
 
-class AppLabels(NamedTuple):
+class AppLabels(Record):
     """Everything routing needs from an app's labels."""
 
     groups: tuple[str, ...]

@@ -4,27 +4,29 @@ The model is the single source of truth for both the rendered haproxy.cfg and th
 API changes: backends have a fixed number of server slots (with headroom) and a task keeps
 its slot across updates, so scaling and task replacement become "set server" commands
 instead of reloads. Models are treated as immutable: updates build new objects and share
-unchanged backends, so `changes.diff` can skip them by identity. NamedTuples (no pydantic, no
-dataclasses): this runs on every Marathon event for thousands of apps, and `deploykit lb render`
+unchanged backends, so `changes.diff` can skip them by identity. Records (NamedTuples; no pydantic,
+no dataclasses): this runs on every Marathon event for thousands of apps, and `deploykit lb render`
 is measured against json.load of its input, where importing dataclasses alone is a fifth of the budget.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import math
-import operator
 import os.path
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
 
 from deploykit.errors import Problem, ValidationError
 from deploykit.hints import did_you_mean
 from deploykit.lb.labels import AppLabels, CheckSpec, Ignored, LabelError, PortLabels, Rejected, parse_labels
+from deploykit.records import Record
+
+TYPE_CHECKING = False  # typing stays out of `lb render` (see deploykit.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 # `lb render` is measured against json.load of its input (issue 8), so this module imports only what the
 # build needs: pathlib, ipaddress and difflib (~10 ms together on a slow core) stay out of that process.
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 
-class LbSettings(NamedTuple):
+class LbSettings(Record):
     """Paths, ports and policies for the rendered haproxy.cfg; `extra` is passed to templates as-is."""
 
     http_port: int = 80
@@ -133,10 +135,9 @@ _APP_ID = re.compile(r"(?:/[a-z0-9](?:[a-z0-9.-]{0,126}[a-z0-9])?)+\Z")
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\Z")
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
 _CONTAINER_NETWORK_MODES = frozenset({"container", "USER"})
-_TASK_ID = operator.attrgetter("task_id")
 
 
-class Server(NamedTuple):
+class Server(Record):
     """A task in a backend slot. `draining`: Marathon is killing it; no new connections."""
 
     task_id: str
@@ -145,7 +146,7 @@ class Server(NamedTuple):
     draining: bool = False
 
 
-class Backend(NamedTuple):
+class Backend(Record):
     """One routed port of one app. `slots[i]` is HAProxy server `s{i+1}`; None is a spare slot."""
 
     name: str
@@ -168,7 +169,7 @@ class Backend(NamedTuple):
         return [(f"s{i + 1}", s) for i, s in enumerate(self.slots) if s is not None]
 
 
-class HttpRoute(NamedTuple):
+class HttpRoute(Record):
     """A rule of the shared http frontend: Host in `vhosts` (any host if empty) and path prefix -> backend."""
 
     backend: str
@@ -177,7 +178,7 @@ class HttpRoute(NamedTuple):
     redirect_to_https: bool = False
 
 
-class PortFrontend(NamedTuple):
+class PortFrontend(Record):
     """A frontend bound on an app's service port (tcp apps, and http apps without vhost)."""
 
     name: str
@@ -186,7 +187,7 @@ class PortFrontend(NamedTuple):
     backend: str
 
 
-class _PortRoute(NamedTuple):
+class _PortRoute(Record):
     backend: str
     index: int
     mode: str
@@ -194,7 +195,7 @@ class _PortRoute(NamedTuple):
     labels: PortLabels
 
 
-class AppState(NamedTuple):
+class AppState(Record):
     """What one app contributes, before conflicts between apps are resolved (kept for incremental updates)."""
 
     app_id: str
@@ -203,7 +204,7 @@ class AppState(NamedTuple):
     candidates: tuple[tuple[Server, ...], ...]  # per route: routable tasks, sorted by task id
 
 
-class RoutingModel(NamedTuple):
+class RoutingModel(Record):
     """Everything haproxy.cfg and the Runtime API need. Immutable; updates share unchanged parts."""
 
     settings: LbSettings
@@ -287,20 +288,23 @@ IPV4, IPV6, NAME = 1, 3, 2
 Resolver = Callable[[str], "str | None"]
 
 
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
+class paused_gc:  # lower case: used like a function, `with paused_gc():`
     """Pause the cyclic GC around a big allocation-only pass.
 
     Building a model allocates ~100k objects next to a parsed Marathon response of
     millions; every automatic collection would walk all of them (it doubled build time).
-    Nothing built here forms reference cycles, so the pause loses nothing.
+    Nothing built here forms reference cycles, so the pause loses nothing. A class, not
+    contextlib.contextmanager: contextlib is one more import for `lb render`.
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
+
+    __slots__ = ("_was_enabled",)
+
+    def __enter__(self) -> None:
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._was_enabled:
             gc.enable()
 
 
@@ -394,7 +398,7 @@ def _task_candidates(tasks: list, indexes: list[int], container_ports: list[int 
                 out[k].append(new_server(Server, (task_id, address, port, draining)))
     for lst in out:
         if len(lst) > 1:
-            lst.sort(key=_TASK_ID)
+            lst.sort()  # by task id: the first field, unique per app (tuple order, no key function)
     return out
 
 

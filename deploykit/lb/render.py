@@ -18,10 +18,12 @@ costs as much as rendering 1,000 backends, and `lb render` is measured against j
 from __future__ import annotations
 
 import os.path
-from typing import TYPE_CHECKING, NamedTuple
 
 from deploykit.errors import Problem, ValidationError
 from deploykit.lb.model import Backend, LbSettings, RoutingModel, build_model, paused_gc
+from deploykit.records import Record
+
+TYPE_CHECKING = False  # typing stays out of `lb render` (see deploykit.records)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -206,7 +208,7 @@ def render_config(model: RoutingModel, template_dir: str | Path | None = None) -
     return Renderer(template_dir).render(model)
 
 
-class RenderResult(NamedTuple):
+class RenderResult(Record):
     """What `lb render` did, for its summary line and --output json."""
 
     model: RoutingModel
