@@ -210,7 +210,7 @@ def _typed(kind: str, name: str, key: str, value: str) -> object:
 def _classify(key: str) -> tuple[str, int, str] | None:
     """("group"|"port"|"check"|"ignore", port index, setting or reason) for a label name; None if not ours.
 
-    Label names repeat across thousands of apps, so this is memoised; values are checked every time.
+    Label names repeat across thousands of apps, so this is memoised.
     """
     if key.startswith("HAPROXY_"):
         if key == HAPROXY_GROUP:
@@ -227,6 +227,23 @@ def _classify(key: str) -> tuple[str, int, str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _routing_labels(names: tuple) -> tuple[tuple[str, str, int, str], ...]:
+    """(name, kind, port index, setting) of the routing labels among `names`, in name order.
+
+    Apps deployed by the same tooling carry the same label names (their values differ), so
+    this is memoised on the whole tuple of names: one lookup per app instead of one per label.
+    Name order makes the first bad label the one reported, whatever Marathon's order.
+    """
+    mine = []
+    for key in names:
+        kind = _classify(key) if isinstance(key, str) else None
+        if kind is not None:
+            mine.append((key, *kind))
+    mine.sort()
+    return tuple(mine)
+
+
 def parse_labels(labels: dict | None) -> AppLabels:
     """Validate and type an app's labels. Raises LabelError naming the first bad label (in name order).
 
@@ -241,14 +258,7 @@ def parse_labels(labels: dict | None) -> AppLabels:
     port_fields: dict[int, dict] = {}
     check_fields: dict[int, dict] = {}
     ignored: list[tuple[str, str]] = []
-    mine = []
-    for key in labels:
-        kind = _classify(key) if isinstance(key, str) else None
-        if kind is not None:
-            mine.append((key, kind))
-    if len(mine) > 1:
-        mine.sort()  # the first bad label by name is reported, whatever Marathon's order
-    for key, (kind, index, name) in mine:
+    for key, kind, index, name in _routing_labels(tuple(labels)):
         if kind == "ignore":
             ignored.append((key, name))
             continue
@@ -265,7 +275,8 @@ def parse_labels(labels: dict | None) -> AppLabels:
         else:
             groups = typed  # type: ignore[assignment]
     ports: dict[int, PortLabels] = {}
-    for index in sorted(port_fields.keys() | check_fields.keys()):
+    indexes = port_fields.keys() | check_fields.keys()
+    for index in sorted(indexes) if len(indexes) > 1 else indexes:
         fields = port_fields.get(index, {})
         if index in check_fields:
             fields["check"] = CheckSpec(**check_fields[index])
