@@ -5,7 +5,8 @@ haproxy templates) without the source tree. Offline: the wheel is built without 
 isolation (hatchling from .venv), installed with --no-index --no-deps, and the fresh venv
 sees the already-installed dependencies through a .pth file pointing at .venv's site-packages
 (a path line in a .pth does not process that folder's own .pth files, so the editable
-install of deploykit there stays invisible).
+install of deploykit there stays invisible). `pip check` then verifies that the wheel's declared
+requirements, with their lower bounds, are met by those packages.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-index", "--no-deps"]
     result = _run([*pip, str(wheel)], cwd=tmp)
     assert result.returncode == 0, result.stderr
+    # the wheel's declared requirements (names and lower bounds) must be met by what the venv sees
+    check = _run([sys.executable, "-m", "pip", "--python", str(python), "check"], cwd=tmp)
+    assert check.returncode == 0 and "deploykit" not in check.stdout, check.stdout + check.stderr
     return venv
 
 
