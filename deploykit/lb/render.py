@@ -22,6 +22,7 @@ import os.path
 from deploykit.errors import Problem, ValidationError
 from deploykit.lb.model import Backend, LbSettings, RoutingModel, build_model, paused_gc
 from deploykit.records import Record
+from deploykit.resources import data_path
 
 TYPE_CHECKING = False  # typing stays out of `lb render` (see deploykit.records)
 
@@ -73,15 +74,8 @@ def slot_layout(backend: Backend) -> list[tuple]:
 
 
 def shipped_template_dir() -> str:
-    """deploykit.resources.data_dir("haproxy") as a str, without importing pathlib: pathlib brings
-    urllib.parse and ipaddress, ~2.5 ms of `lb render`, a command measured against json.load."""
-    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # .../deploykit
-    for folder in (os.path.join(package, "_data", "haproxy"), os.path.join(os.path.dirname(package), "haproxy")):
-        if os.path.isdir(folder):
-            return folder
-    from deploykit.resources import data_dir
-
-    return str(data_dir("haproxy"))  # raises its "missing from this installation" error
+    """The shipped haproxy/ templates folder (source tree or wheel)."""
+    return data_path("haproxy")
 
 
 class Renderer:
