@@ -69,10 +69,18 @@ class KeyNotFound(RemoteError):
 class TxnError(RemoteError):
     """A transaction was rolled back (409); `errors` is Consul's list of {OpIndex, What}."""
 
-    def __init__(self, errors: list[dict[str, Any]]):
+    def __init__(self, errors: list[dict[str, Any]], hint: str = ""):
         self.errors = errors
         what = "; ".join(f"op {e.get('OpIndex')}: {e.get('What')}" for e in errors)
-        super().__init__(f"Consul rolled the transaction back: {what}", status=409, body=errors)
+        super().__init__(f"Consul rolled the transaction back: {what}{hint}", status=409, body=errors)
+
+
+class TxnDenied(TxnError, AuthError):
+    """Rolled back because the ACL token may not write some of the keys: exit 2 like a refused PUT (403), since
+    retrying cannot help (a pipeline treats exit 4 as "try again")."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        super().__init__(errors, " (check the token the environment names)")
 
 
 def _b64(value: bytes) -> str:
@@ -239,7 +247,9 @@ class ConsulClient:
             if response.code in (200, 409):
                 doc = json.loads(response.body)
                 if response.code == 409:
-                    raise TxnError(doc.get("Errors") or [])
+                    errors = doc.get("Errors") or []
+                    denied = any("permission denied" in str(e.get("What", "")).lower() for e in errors)
+                    raise (TxnDenied if denied else TxnError)(errors)
                 return doc.get("Results") or []
             CB._status(response)  # raises the py-consul exception _call translates
             raise consul.ConsulException(f"{response.code} {response.body}")

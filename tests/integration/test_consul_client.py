@@ -8,7 +8,7 @@ import time
 import consul
 import pytest
 
-from deploykit.clients.consul import ConsulClient, KeyNotFound, TxnError
+from deploykit.clients.consul import ConsulClient, KeyNotFound, TxnDenied, TxnError
 from deploykit.errors import AuthError, RemoteError, UnreachableError, ValidationError
 from tests.harness.common import free_port
 
@@ -57,6 +57,19 @@ def test_auth_error_never_shows_the_token(consul_factory, monkeypatch):
         ConsulClient(srv.url, token="wrong").get("k")
     with pytest.raises(AuthError):
         ConsulClient(srv.url).get("k")  # anonymous, default deny (the env token is ignored)
+
+
+def test_txn_partly_denied_is_rolled_back_as_an_auth_error(consul_factory):
+    """One op the token may not write rolls the whole transaction back (409): TxnDenied, exit 2 like a 403."""
+    srv = consul_factory(acl={"tokens": {"cfg": {"": "read", "config/": "write"}, "admin": "management"},
+                              "default_policy": "deny"})
+    cfg = ConsulClient(srv.url, token="cfg")
+    with pytest.raises(TxnDenied) as info:
+        cfg.txn([{"Verb": "set", "Key": "config/a", "Value": b"1"}, {"Verb": "set", "Key": "other/b", "Value": b"2"}])
+    assert info.value.exit_code == 2 and info.value.status == 409 and isinstance(info.value, TxnError)
+    assert [e["OpIndex"] for e in info.value.errors] == [1] and "check the token" in str(info.value)
+    assert ConsulClient(srv.url, token="admin").get("config/a") is None  # the allowed op was rolled back too
+    assert cfg.txn([{"Verb": "set", "Key": "config/a", "Value": b"1"}])  # within its rights: fine
 
 
 def test_txn_results_and_rollback(client):

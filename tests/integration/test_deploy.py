@@ -358,6 +358,43 @@ def test_consul_failure_leaves_marathon_untouched(dc, appdir, consul_server, zoo
     assert ConsulClient(consul_server.url).ls("config/it/consulfail/", separator=None) == []
 
 
+def test_consul_txn_rolled_back_leaves_marathon_and_consul_untouched(dc, appdir, consul_factory, zookeeper):
+    """Consul answers the config write with a real 409 transaction rollback (a token that may read but not
+    write config/): the deploy stops at the config step with a clear error, nothing reaches Marathon and no
+    key of the new version exists in Consul."""
+    from deploykit.clients import zk as zkc
+    from deploykit.clients.locks import Holder, ZkDeployLock
+    from deploykit.clients.marathon import MarathonClient
+    from deploykit.deploy import Clients, DeployOptions
+    from deploykit.deploy import deploy as run_deploy
+
+    consul = consul_factory(acl={"tokens": {"reader": {"": "read"}, "admin": "management"},
+                                 "default_policy": "deny"})
+    app_id = "/it/txnfail"
+    app = write_app(appdir, "txnfail", app_id, 10624, config={"greeting": "x"})
+    kz = zkc.connect(zookeeper.hosts)
+    clients = Clients(
+        marathon=MarathonClient([dc.marathon_url]),
+        consul=ConsulClient(consul.url, token="reader"),
+        lock_factory=lambda a: ZkDeployLock(kz, "/deploykit/locks", "local", a, Holder.current()),
+    )
+    try:
+        with pytest.raises(Exception) as ei:
+            run_deploy(DeployOptions(app_path=str(app), env_name="local", env_dir=str(dc.env_dir)), clients=clients)
+    finally:
+        clients.marathon.close()
+        clients.consul.close()
+        kz.stop()
+        kz.close()
+    doc = ei.value.to_dict()
+    # a refused write is fixed by a token, not by retrying: exit 2, like a 403 on a plain PUT
+    assert doc["error"] == "TxnDenied" and ei.value.exit_code == 2, doc
+    assert "Permission denied" in doc["message"] and "check the token" in doc["message"], doc
+    assert doc["deploymentId"] is None, doc
+    assert requests.get(f"{dc.marathon_url}/v2/apps{app_id}", timeout=5).status_code == 404
+    assert ConsulClient(consul.url, token="admin").ls("config/", separator=None) == []
+
+
 def test_concurrent_deploys_exactly_one_proceeds(dc, appdir, zookeeper, tmp_path):
     from deploykit.clients import zk as zkc
     from deploykit.clients.locks import Holder, ZkDeployLock
