@@ -235,6 +235,8 @@ def test_happy_path_v1_v2_no_change_and_rollback_of_rollback(dc, appdir):
     assert rc == 0 and doc4["plan"]["kind"] == "scale", err
     after = {t["id"] for t in get_app(dc, app_id)["tasks"]}
     assert before < after and len(after) == 3
+    rc, doc5, _, err = deploy(dc, v2x3)  # the same file again: the kept labels must not look like a change
+    assert rc == 0 and doc5["result"] == "unchanged", (doc5, err)
     remove_app(dc, app_id)
 
 
