@@ -14,6 +14,12 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v curl >/dev/null || need+=(curl)
 command -v java >/dev/null || need+=(default-jre-headless)
+PY=${PYTHON:-python3}
+if ! command -v "$PY" >/dev/null; then
+  need+=(python3 python3-venv)
+elif ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
+  need+=(python3-venv)  # Debian ships venv's ensurepip separately
+fi
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -22,7 +28,6 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
 fi
 
-PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
