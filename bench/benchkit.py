@@ -1,23 +1,23 @@
 """Helpers the bench scripts share: free ports, percentiles, starting and stopping a server process.
 
 Scripts run as `.venv/bin/python bench/<name>.py`, so `from benchkit import ...` finds this sibling module.
+Ports and process groups are handled by the test harness's pytest-free helpers (tests/harness/procs.py).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.harness
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.harness.procs import free_port, kill_group, stop_group
+
+__all__ = ["free_port", "kill_group", "pct", "stop_group", "timed_run", "wait_http"]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -48,20 +48,3 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None, in
             time.sleep(interval)
 
 
-def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM the server's process group; SIGKILL it if it has not exited after `timeout`."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the server's process group (a crash) and reap it."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()

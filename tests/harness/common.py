@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -14,6 +13,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+
+from tests.harness.procs import free_port, kill_group, stop_group
+
+__all__ = ["free_port", "kill_group", "stop_group"]  # re-exported: fixtures and tests import them from here
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -28,11 +31,6 @@ def require_binary(name: str) -> str:
         pytest.fail(msg)
     pytest.skip(msg)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
@@ -60,24 +58,6 @@ def spawn(argv: Sequence[str], log_path: Path, **popen_kw) -> subprocess.Popen:
         return subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **popen_kw)
 
 
-def stop_group(proc: subprocess.Popen | None, timeout: float = 10) -> None:
-    """SIGTERM the process group (a clean shutdown); SIGKILL it when it has not exited after `timeout`."""
-    if proc is None or proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def kill_group(proc: subprocess.Popen | None) -> None:
-    """SIGKILL the process group: what a crash looks like (no flush, no cleanup)."""
-    if proc is None or proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 class _NamedHandler(http.server.BaseHTTPRequestHandler):
