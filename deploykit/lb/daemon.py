@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploykit.atomicfile import atomic_write
 from deploykit.errors import DeployKitError, UnreachableError
 from deploykit.lb import changes as lbchanges
 from deploykit.lb import model as lbmodel
@@ -222,7 +223,8 @@ class Daemon:
             self._log("sync_failed", level=logging.WARNING, error=str(exc))
             self._next_resync = self.clock() + min(2.0, self.opts.resync_interval)  # retry soon
             return False
-        new = lbmodel.build_model(apps, self.settings, prev=self.model)
+        holders = self._saved_routes() if self.model is None else None
+        new = lbmodel.build_model(apps, self.settings, prev=self.model, holders=holders)
         if self._guard(new):
             return False
         ok = self._converge(new, None, t0)
@@ -402,15 +404,48 @@ class Daemon:
             return False
         self._bad_text = None
         self._failed = {}
+        self._save_routes(new)
         self.live = new
         self.metrics.apply_seconds.observe(time.monotonic() - t0)
         return True
+
+    # ------------------------------------------------------------ route ownership across restarts
+    @property
+    def routes_path(self) -> Path:
+        """Which app holds each port and host+path in the installed config (lb.claims), next to the config."""
+        return self.haproxy.config_path.with_name(self.haproxy.config_path.name + ".routes.json")
+
+    def _save_routes(self, new: lbmodel.RoutingModel) -> None:
+        if self.live is not None and self.live.claims == new.claims:
+            return
+        doc = sorted([*key, app_id] for key, app_id in new.claims.items())
+        try:
+            atomic_write(self.routes_path, json.dumps(doc, separators=(",", ":")) + "\n")
+        except OSError as exc:  # routing goes on; only a restart would fall back to Marathon's versions
+            self._log("routes_not_saved", level=logging.WARNING, path=str(self.routes_path), error=str(exc))
+
+    def _saved_routes(self) -> dict[tuple, str] | None:
+        """The routing installed before a restart, so a holder keeps its routes against a newcomer."""
+        try:
+            doc = json.loads(self.routes_path.read_text())
+            return {tuple(row[:-1]): row[-1] for row in doc}
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, IndexError) as exc:
+            self._log("routes_unreadable", level=logging.WARNING, path=str(self.routes_path), error=str(exc))
+            return None
 
     # ------------------------------------------------------------ reporting
     def _report_rejects(self, model: lbmodel.RoutingModel) -> None:
         rejected = {r.app_id: r for r in model.rejected}
         for app_id in sorted(set(rejected) - self._known_rejects):
             self.metrics.apps_rejected_total.inc()
+            holder = rejected[app_id].holder
+            if holder is not None:
+                self.metrics.route_conflicts.inc()
+                self._log("route_conflict", level=logging.WARNING, app=app_id, holder=holder,
+                          reason=rejected[app_id].reason)
+                continue
             self._log("app_rejected", level=logging.WARNING, app=app_id, reason=rejected[app_id].reason)
         self._known_rejects = set(rejected)
         self.metrics.apps_rejected.set(len(rejected))

@@ -50,6 +50,7 @@ class Rejected(Record):
 
     app_id: str
     reason: str
+    holder: str | None = None  # the app that keeps the contested route, for a route conflict
 
 
 class Ignored(Record):

@@ -47,6 +47,10 @@ class Metrics:
         self.apps_rejected_total = Counter(
             PREFIX + "app_rejections_total", "Times an app was found invalid and skipped", registry=r
         )
+        self.route_conflicts = Counter(
+            PREFIX + "route_conflicts_total",
+            "Times an app was refused a service port or vhost that another app holds", registry=r,
+        )
         self.leader_changes = Counter(PREFIX + "leader_changes_total", "Marathon leader changes seen", registry=r)
         self.last_sync = Gauge(
             PREFIX + "last_successful_sync_timestamp_seconds", "Unix time of the last full sync applied", registry=r

@@ -21,6 +21,7 @@ from types import MappingProxyType
 
 from deploykit.errors import Problem, ValidationError
 from deploykit.hints import did_you_mean
+from deploykit.lb import claims
 from deploykit.lb.labels import AppLabels, CheckSpec, Ignored, LabelError, PortLabels, Rejected, parse_labels
 from deploykit.records import Record
 
@@ -202,6 +203,7 @@ class AppState(Record):
     structure: tuple  # labels + ports: when equal, only servers can have changed
     routes: tuple[_PortRoute, ...]
     candidates: tuple[tuple[Server, ...], ...]  # per route: routable tasks, sorted by task id
+    since: str = ""  # versionInfo.lastConfigChangeAt: how old its claim on its routes is (lb.claims)
 
 
 class RoutingModel(Record):
@@ -221,6 +223,8 @@ class RoutingModel(Record):
     server_count: int  # servers routed (not draining); kept up to date by every update, metrics read it often
     # host name -> IPv4/IPv6 address, injected by the daemon (the Runtime API's `set server addr` takes addresses only)
     resolve: Resolver | None = None
+    # every granted port / host+path -> the app holding it; the next model keeps them with their holders
+    claims: Mapping[tuple, str] = _NO_EXTRA
 
     @property
     def health(self) -> dict[str, bool]:
@@ -486,7 +490,9 @@ def _parse_app_doc(
     use_ip = container_ports is not None and _uses_container_ip(app)
     cands = _candidates(app, indexes, container_ports if use_ip else None, last_known, health_out, resolve)
     routes_t = tuple(routes)
-    state = AppState(app_id, (labels.groups, routes_t, use_ip), routes_t, tuple(map(tuple, cands)))
+    since = (app.get("versionInfo") or {}).get("lastConfigChangeAt") or app.get("version") or ""
+    state = AppState(app_id, (labels.groups, routes_t, use_ip), routes_t, tuple(map(tuple, cands)),
+                     since if isinstance(since, str) else "")
     return state, None, tuple(ignored)
 
 
@@ -535,48 +541,19 @@ def _assemble(
     app_health: dict[str, dict[str, bool]],
     prev: RoutingModel | None,
     resolve: Resolver | None,
+    initial_claims: Mapping[tuple, str] | None = None,
 ) -> RoutingModel:
-    """Resolve conflicts between apps (the one sorted first keeps the port/vhost) and lay out servers."""
+    """Resolve conflicts between apps (the holder keeps a port/vhost, lb.claims) and lay out servers."""
     prev_backends = prev.backends if prev is not None else {}
     backends: dict[str, Backend] = {}
     http_routes: list[HttpRoute] = []
     port_frontends: list[PortFrontend] = []
-    conflicts: list[Rejected] = []
     owners: dict[str, tuple[str, ...]] = {}
-    bound_ports: dict[int, str] = {settings.http_port: "the http frontend"}
-    vhost_paths: dict[tuple[str, str], str] = {}
-    for app_id in sorted(apps):
+    holders = initial_claims if initial_claims is not None else (prev.claims if prev is not None else _NO_EXTRA)
+    resolution = claims.resolve(apps, holders, {("port", settings.http_port): "the http frontend"})
+    conflicts: list[Rejected] = resolution.conflicts
+    for app_id in sorted(resolution.winners):
         state = apps[app_id]
-        problem = None
-        claims_ports: list[int] = []
-        claims_vhosts: list[tuple[str, str]] = []
-        for route in state.routes:
-            if route.service_port is not None:
-                other = bound_ports.get(route.service_port)
-                if other is not None or route.service_port in claims_ports:
-                    other = other or "another port of this app"
-                    problem = f"port {route.index}: service port {route.service_port} is already used by {other}"
-                    break
-                claims_ports.append(route.service_port)
-            else:
-                hosts = route.labels.vhosts or ("*",)
-                for host in hosts:
-                    key = (host, route.labels.path or "/")
-                    other = vhost_paths.get(key)
-                    if other is not None or key in claims_vhosts:
-                        other = other or "another port of this app"
-                        problem = f"port {route.index}: host {host} path {key[1]} is already routed to {other}"
-                        break
-                    claims_vhosts.append(key)
-                if problem:
-                    break
-        if problem:
-            conflicts.append(Rejected(app_id, problem))
-            continue
-        for port in claims_ports:
-            bound_ports[port] = app_id
-        for key in claims_vhosts:
-            vhost_paths[key] = app_id
         names = []
         for route, cands in zip(state.routes, state.candidates, strict=True):
             backends[route.backend] = _fill_slots(
@@ -606,6 +583,7 @@ def _assemble(
         app_ignored=app_ignored,
         owners=owners,
         resolve=resolve,
+        claims=resolution.claims,
     )
 
 
@@ -616,6 +594,7 @@ def build_model(
     prev: RoutingModel | None = None,
     last_known_health: Mapping[str, bool] | None = None,
     resolve: Resolver | None = None,
+    holders: Mapping[tuple, str] | None = None,
 ) -> RoutingModel:
     """Full state -> model. `prev` keeps tasks in their slots and supplies the last known health.
 
@@ -624,6 +603,8 @@ def build_model(
     `last_known_health`) next time so a Marathon leader failover, which forgets health
     results, does not empty the backends. `resolve` (default: prev's) maps agent host names to
     IPv4 addresses so servers can move through the Runtime API; without it names are kept as-is.
+    `holders` (default: prev's claims) says which app holds each port and host+path, e.g. routing the
+    daemon saved before a restart: a holder keeps its routes against any newcomer (lb.claims).
     """
     if resolve is None and prev is not None:
         resolve = prev.resolve
@@ -647,7 +628,9 @@ def build_model(
                 app_ignored[ignored[0].app_id] = ignored
             if seen and isinstance(app_id, str):
                 app_health[app_id] = seen
-        return _assemble(settings, states, label_rejects, app_ignored, app_health, prev, resolve)
+        if holders is None:
+            holders = prev.claims if prev is not None else _NO_EXTRA
+        return _assemble(settings, states, label_rejects, app_ignored, app_health, prev, resolve, holders)
 
 
 def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel, list[str]]:
@@ -689,7 +672,7 @@ def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel
             settings=model.settings, backends=backends, http_routes=model.http_routes,
             port_frontends=model.port_frontends, rejected=model.rejected, ignored=model.ignored, app_health=health,
             apps=apps, label_rejects=model.label_rejects, app_ignored=model.app_ignored, owners=model.owners,
-            server_count=servers, resolve=model.resolve,
+            server_count=servers, resolve=model.resolve, claims=model.claims,
         )
         return new_model, changed
     return _replace_app(model, app_id, state, rejected, ignored, health)

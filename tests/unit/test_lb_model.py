@@ -140,7 +140,8 @@ def test_malformed_app_is_skipped_others_keep_routing() -> None:
     assert "HAPROXY_0_VHOST" in reasons["/evil"] and "HAPROXY_0_BALANCE" in reasons["/broken"]
 
 
-def test_conflicts_first_app_by_id_wins() -> None:
+def test_conflicts_without_history_tie_break_by_id() -> None:
+    """No routing to keep and no Marathon versions: the id only breaks the tie (deterministic)."""
     apps = [app("/b", service_port=10001), app("/a", service_port=10001),
             app("/d", vhost="x.example.com"), app("/c", vhost="x.example.com", labels={"HAPROXY_0_PATH": "/api"}),
             app("/e", vhost="x.example.com", service_port=10009),
@@ -152,6 +153,47 @@ def test_conflicts_first_app_by_id_wins() -> None:
     assert "already routed to /d" in reasons["/e"]
     assert "http frontend" in reasons["/f"]
     assert [r.backend for r in m.http_routes] == ["c_0", "d_0"]  # longer path first
+
+
+def test_route_holder_keeps_vhost_against_newcomer_that_sorts_first() -> None:
+    """Issue 18 item 1: /accept/aaa-dup claiming /accept/zweb's vhost must not take it over."""
+    zweb = app("/accept/zweb", [task("z1", 31001)], vhost="web.example.com",
+               versionInfo={"lastConfigChangeAt": "2026-12-04T10:00:00.000Z"})
+    m1 = build_model([zweb], SETTINGS)
+    dup = app("/accept/aaa-dup", [task("d1", 31002)], vhost="web.example.com", service_port=10002,
+              versionInfo={"lastConfigChangeAt": "2026-12-04T09:00:00.000Z"})  # even an older config loses
+    m2, changed = apply_app(m1, dup)
+    assert list(m2.backends) == ["accept_zweb_0"] and changed == []
+    (rej,) = m2.rejected
+    assert rej.app_id == "/accept/aaa-dup" and rej.holder == "/accept/zweb"
+    assert "already routed to /accept/zweb" in rej.reason
+    # a full resync on top of the current routing agrees
+    m3 = build_model([dup, zweb], SETTINGS, prev=m2)
+    assert list(m3.backends) == ["accept_zweb_0"] and m3.rejected == m2.rejected
+    # ... and so does a restarted daemon that saved its routing (holders) but has no model
+    m4 = build_model([dup, zweb], SETTINGS, holders=dict(m2.claims))
+    assert list(m4.backends) == ["accept_zweb_0"]
+    # the holder's task churn does not hand the route over
+    m5, _ = apply_app(m3, {**zweb, "tasks": [task("z2", 31003)]})
+    assert list(m5.backends) == ["accept_zweb_0"] and m5.rejected[0].app_id == "/accept/aaa-dup"
+    # the holder gives the vhost up: the newcomer gets it
+    m6, changed = remove_app(m5, "/accept/zweb")
+    assert list(m6.backends) == ["accept_aaa-dup_0"] and not m6.rejected
+
+
+def test_route_holder_keeps_service_port_and_restart_uses_config_age() -> None:
+    old = app("/zz/old", [task("o1")], service_port=10050, versionInfo={"lastConfigChangeAt": "2026-01-01T00:00:00Z"})
+    new = app("/aa/new", [task("n1")], service_port=10050, versionInfo={"lastConfigChangeAt": "2026-06-01T00:00:00Z"})
+    cold = build_model([new, old], SETTINGS)  # no routing to keep: the older configuration holds the port
+    assert list(cold.backends) == ["zz_old_0"]
+    assert "service port 10050 is already used by /zz/old" in cold.rejected[0].reason
+    # a holder that changes its labels to claim another holder's port loses, the other keeps its own
+    other = app("/mm/other", [task("m1")], service_port=10060,
+                versionInfo={"lastConfigChangeAt": "2025-01-01T00:00:00Z"})
+    m = build_model([old, other], SETTINGS)
+    m2, _ = apply_app(m, {**other, "portDefinitions": [{"port": 10050}],
+                          "versionInfo": {"lastConfigChangeAt": "2026-12-01T00:00:00Z"}})
+    assert list(m2.backends) == ["zz_old_0"] and m2.rejected[0].holder == "/zz/old"
 
 
 def test_tcp_mode_with_vhost_is_rejected() -> None:

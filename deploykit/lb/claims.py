@@ -1,0 +1,118 @@
+"""Who owns a service port or a vhost+path: the one ownership rule for the daemon and `deploykit deploy` (pure).
+
+An app that already holds a route keeps it. A newcomer claiming the same port or host+path is
+the one rejected, whatever its id: otherwise anyone who can deploy any app could take another
+team's hostname by picking an id that sorts first. "Already holds" means, in this order:
+1. the route is in the daemon's current routing (`holders`, kept in the model and persisted by
+   `lb run` next to its config, so a restart keeps it);
+2. else the app whose configuration is older in Marathon (`versionInfo.lastConfigChangeAt`),
+   which is what a freshly started daemon with no saved routing has to go on;
+3. the app id only breaks exact ties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple, Protocol
+
+from deploykit.lb.labels import Rejected
+
+# ("port", 10001) or ("vhost", "shop.example.com", "/api"); "*" stands for "any host" (no vhost label)
+ClaimKey = tuple
+
+
+class _Route(Protocol):
+    index: int
+    service_port: int | None
+    labels: Any
+
+
+class Claimant(Protocol):
+    app_id: str
+    since: str
+    routes: tuple[_Route, ...]
+
+
+class Resolution(NamedTuple):
+    winners: list[str]  # app ids that keep all their routes, in claim order
+    conflicts: list[Rejected]
+    claims: dict[ClaimKey, str]  # every granted key -> its app id (the next round's `holders`)
+
+
+def route_claims(routes: Iterable[_Route]) -> tuple[list[tuple[int, ClaimKey]], str | None]:
+    """(route index, key) for every route, or a problem when two ports of the same app collide."""
+    keys: list[tuple[int, ClaimKey]] = []
+    seen: set[ClaimKey] = set()
+    for route in routes:
+        if route.service_port is not None:
+            wanted: list[ClaimKey] = [("port", route.service_port)]
+        else:
+            path = route.labels.path or "/"
+            wanted = [("vhost", host, path) for host in (route.labels.vhosts or ("*",))]
+        for key in wanted:
+            if key in seen:
+                return keys, f"port {route.index}: {describe(key)} is already used by another port of this app"
+            seen.add(key)
+            keys.append((route.index, key))
+    return keys, None
+
+
+def describe(key: ClaimKey) -> str:
+    if key[0] == "port":
+        return f"service port {key[1]}"
+    return f"host {key[1]} path {key[2]}"
+
+
+def _conflict(app_id: str, index: int, key: ClaimKey, holder: str) -> Rejected:
+    verb = "is already used by" if key[0] == "port" else "is already routed to"
+    return Rejected(app_id, f"port {index}: {describe(key)} {verb} {holder}", holder)
+
+
+def claim_order(apps: Mapping[str, Claimant], holders: Mapping[ClaimKey, str]) -> list[str]:
+    """Apps that hold routes first, then by age of their configuration, then by id."""
+    holding = set(holders.values())
+    return sorted(apps, key=lambda a: (a not in holding, apps[a].since or "~", a))
+
+
+def resolve(
+    apps: Mapping[str, Claimant],
+    holders: Mapping[ClaimKey, str],
+    reserved: Mapping[ClaimKey, str] | None = None,
+) -> Resolution:
+    """Grant every app all of its keys or none; `reserved` keys belong to the LB itself (its http port)."""
+    claimed: dict[str, list[tuple[int, ClaimKey]]] = {}
+    problems: dict[str, str] = {}
+    for app_id, state in apps.items():
+        claimed[app_id], problem = route_claims(state.routes)
+        if problem:
+            problems[app_id] = problem
+    wanted_by = {app_id: {k for _, k in keys} for app_id, keys in claimed.items() if app_id not in problems}
+    taken: dict[ClaimKey, str] = dict(reserved or {})
+    winners: list[str] = []
+    conflicts: list[Rejected] = []
+    lost: set[str] = set()
+    for app_id in claim_order(apps, holders):
+        if app_id in problems:
+            conflicts.append(Rejected(app_id, problems[app_id]))
+            lost.add(app_id)
+            continue
+        conflict = None
+        for index, key in claimed[app_id]:
+            other = taken.get(key)
+            if other is None:
+                holder = holders.get(key)
+                # the current holder keeps the key while it still asks for it (and has not lost it this round)
+                if holder is not None and holder != app_id and holder not in lost and key in wanted_by.get(holder, ()):
+                    other = holder
+            if other is not None:
+                conflict = _conflict(app_id, index, key, other)
+                break
+        if conflict is not None:
+            conflicts.append(conflict)
+            lost.add(app_id)
+            continue
+        for _, key in claimed[app_id]:
+            taken[key] = app_id
+        winners.append(app_id)
+    granted = {k: v for k, v in taken.items() if reserved is None or k not in reserved}
+    return Resolution(winners, conflicts, granted)
