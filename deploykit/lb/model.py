@@ -705,3 +705,24 @@ def _replace_app(model: RoutingModel, app_id: str, state: AppState | None, rejec
         if model.backends.get(name) is not new_model.backends.get(name)
     )
     return new_model, changed
+
+
+def route_conflicts(app: Mapping[str, Any], current: Iterable[Mapping[str, Any]], *,
+                    http_port: int = 80) -> list[Rejected]:
+    """The routes `app` (a Marathon app definition about to be deployed) would contest with apps in Marathon.
+
+    `current` is Marathon's apps as they are (the deployed version of `app` included, so a redeploy keeps
+    what it holds). Only apps sharing one of `app`'s HAProxy groups compete. Each result names the
+    holder; the same rule the daemon applies (lb.claims), so a deploy that passes is routed.
+    """
+    raw = app.get("labels") or {}
+    try:
+        groups = parse_labels(raw).groups if "HAPROXY_GROUP" in raw else ()
+    except LabelError:
+        return []  # invalid labels are the spec validation's to report
+    if not groups:
+        return []
+    settings = LbSettings(http_port=http_port, groups=groups)
+    base = build_model(current, settings)
+    new, _ = apply_app(base, app)
+    return [r for r in new.rejected if r.app_id == app.get("id") and r.holder is not None]

@@ -403,3 +403,20 @@ def test_enabled_false_keeps_a_port_off_the_load_balancer() -> None:
     a["labels"]["HAPROXY_0_ENABLED"] = "no"
     m = build_model([a], SETTINGS)
     assert not m.backends and not m.rejected
+
+
+def test_route_conflicts_for_a_deploy_name_the_holder() -> None:
+    from deploykit.lb.model import route_conflicts
+
+    holder = app("/team-a/web", [task("w1")], vhost="web.example.com",
+                 versionInfo={"lastConfigChangeAt": "2026-12-01T00:00:00Z"})
+    tcp = app("/team-a/db", service_port=10070)
+    newcomer = app("/aaa/dup", vhost="web.example.com")
+    (conflict,) = route_conflicts(newcomer, [holder, tcp])
+    assert conflict.holder == "/team-a/web" and "host web.example.com path /" in conflict.reason
+    assert route_conflicts(app("/aaa/port", service_port=10070), [holder, tcp])[0].holder == "/team-a/db"
+    # a redeploy of the holder itself keeps what it holds; another group does not compete
+    assert route_conflicts({**holder, "instances": 3}, [holder, tcp, newcomer]) == []
+    other_group = app("/aaa/dup", vhost="web.example.com", labels={"HAPROXY_GROUP": "internal"})
+    assert route_conflicts(other_group, [holder]) == []
+    assert route_conflicts(app("/free", vhost="free.example.com"), [holder, tcp]) == []
