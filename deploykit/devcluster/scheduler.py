@@ -246,7 +246,10 @@ class Scheduler:
             task.bg.append(asyncio.create_task(terminate(task.proc, self._grace(task))))
         for i, hc in enumerate(task.app.get("healthChecks", [])):
             task.bg.append(asyncio.create_task(self._health_loop(rt, task, i, hc, env)))
-        if task.app.get("readinessChecks"):
+        # Marathon runs readiness checks only for the tasks a deployment starts: a task relaunched after a
+        # crash or a restart, or started by scaling outside a deployment, is routed once healthy (no event would
+        # ever announce its readiness).
+        if task.app.get("readinessChecks") and rt.owner is not None:
             task.bg.append(asyncio.create_task(self._readiness_loop(task, specs)))
         else:
             task.ready = True

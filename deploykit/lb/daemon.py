@@ -59,6 +59,7 @@ class Status:
 
     started: float = field(default_factory=time.time)
     last_sync: float | None = None
+    last_sync_failed: bool = False  # the latest full sync attempt could not reach Marathon
     last_error: str | None = None
     leader: str | None = None
     held: bool = False
@@ -220,6 +221,7 @@ class Daemon:
         except DeployKitError as exc:
             self.metrics.full_syncs.labels("unreachable").inc()
             self.status.last_error = str(exc)
+            self.status.last_sync_failed = True
             self._log("sync_failed", level=logging.WARNING, error=str(exc))
             self._next_resync = self.clock() + min(2.0, self.opts.resync_interval)  # retry soon
             return False
@@ -233,6 +235,7 @@ class Daemon:
         # reference cycles, so refcounting still frees it when the next model replaces it.
         gc.freeze()
         if ok:
+            self.status.last_sync_failed = False
             self.status.last_sync = time.time()
             self.metrics.last_sync.set(self.status.last_sync)
             self.metrics.full_syncs.labels("applied").inc()
@@ -459,12 +462,32 @@ class Daemon:
         if zk is not None:
             self.metrics.zk_connected.set(1 if zk else 0)
 
+    def degraded(self) -> list[str]:
+        """Why routing may be behind or incomplete although HAProxy serves (empty when all is well)."""
+        out = []
+        if self.status.last_sync_failed:
+            out.append(f"last sync failed: {self.status.last_error}")
+        if not self.source.stream_connected:
+            out.append("Marathon event stream down: changes are seen only by the periodic resync")
+        if self.status.held:
+            out.append("a full sync that removes most servers is held until the next one confirms it")
+        if self.live is not None:
+            empty = lbmodel.starved_apps(self.live)
+            if empty:
+                out.append(f"{len(empty)} routed app(s) want instances but have no server: {', '.join(empty[:10])}")
+        return out
+
     def health(self) -> tuple[bool, dict]:
-        """/healthz: a sync applied within 3 resync intervals and HAProxy answering its master socket."""
+        """/healthz: failing (503) without a sync applied within 3 resync intervals or without HAProxy
+        answering its master socket; degraded (200, ok false) while routing may be behind or incomplete."""
         last = self.status.last_sync
         fresh = last is not None and time.time() - last < 3 * self.opts.resync_interval + 5
         running = self.haproxy.running()
+        problems = self.degraded()
+        serving = bool(fresh and running)
         detail = {
+            "status": "degraded" if serving and problems else ("ok" if serving else "failing"),
+            "degraded": problems,
             "last_sync": last,
             "haproxy_running": running,
             "leader": self.status.leader,
@@ -473,7 +496,7 @@ class Daemon:
             "servers": self.live.server_count if self.live is not None else 0,
             "apps_rejected": len(self._known_rejects),
         }
-        return bool(fresh and running), detail
+        return serving, detail
 
     def _log(self, event: str, level: int = logging.INFO, **fields) -> None:
         log.log(level, event, extra={"fields": fields})

@@ -106,9 +106,10 @@ class MetricsServer:
                 if self.path.startswith("/metrics"):
                     self._send(200, server.metrics.render(), CONTENT_TYPE_LATEST)
                 elif self.path.startswith("/healthz"):
-                    ok, detail = server.health()
+                    serving, detail = server.health()
+                    ok = serving and not detail.get("degraded")
                     body = json.dumps({"ok": ok, **detail, "time": time.time()}).encode()
-                    self._send(200 if ok else 503, body, "application/json")
+                    self._send(200 if serving else 503, body, "application/json")
                 else:
                     self._send(404, b"not found\n", "text/plain")
 

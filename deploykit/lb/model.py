@@ -204,6 +204,7 @@ class AppState(Record):
     routes: tuple[_PortRoute, ...]
     candidates: tuple[tuple[Server, ...], ...]  # per route: routable tasks, sorted by task id
     since: str = ""  # versionInfo.lastConfigChangeAt: how old its claim on its routes is (lb.claims)
+    instances: int = 0  # what Marathon is asked to run: an app that wants tasks and has no server is starved
 
 
 class RoutingModel(Record):
@@ -491,8 +492,9 @@ def _parse_app_doc(
     cands = _candidates(app, indexes, container_ports if use_ip else None, last_known, health_out, resolve)
     routes_t = tuple(routes)
     since = (app.get("versionInfo") or {}).get("lastConfigChangeAt") or app.get("version") or ""
+    instances = app.get("instances")
     state = AppState(app_id, (labels.groups, routes_t, use_ip), routes_t, tuple(map(tuple, cands)),
-                     since if isinstance(since, str) else "")
+                     since if isinstance(since, str) else "", instances if type(instances) is int else 0)
     return state, None, tuple(ignored)
 
 
@@ -726,3 +728,13 @@ def route_conflicts(app: Mapping[str, Any], current: Iterable[Mapping[str, Any]]
     base = build_model(current, settings)
     new, _ = apply_app(base, app)
     return [r for r in new.rejected if r.app_id == app.get("id") and r.holder is not None]
+
+
+def starved_apps(model: RoutingModel) -> list[str]:
+    """Routed apps that Marathon should run tasks for but that have no server taking traffic."""
+    out = []
+    for app_id, names in model.owners.items():
+        state = model.apps.get(app_id)
+        if state is not None and state.instances > 0 and not any(_routed(model.backends[n]) for n in names):
+            out.append(app_id)
+    return sorted(out)

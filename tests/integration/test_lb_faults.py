@@ -60,3 +60,57 @@ def test_newcomer_cannot_take_a_held_vhost_even_across_a_restart(dc, lb_factory,
     r = requests.delete(f"{base}/v2/apps/accept/zweb", params={"force": "true"}, timeout=10)
     assert r.status_code in (200, 202)
     wait_for(lambda: "accept_aaa-dup_0" in lb.config.read_text(), 20, "newcomer routed once the holder is gone")
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_routing_follows_marathon_the_moment_it_returns(dc, lb_factory, record_summary, how):
+    """Item 4: after a 16 s Marathon outage the health events after the (held) resync are applied at once."""
+    base = dc.marathon_url
+    slow = web_app("/back/web", "back.test", 2)
+    # relaunched tasks turn healthy well after the first resync, and ready (the quick start's hello has a
+    # readiness check too) after that: no Marathon event says "ready"
+    slow["cmd"] = ("sleep 5; trap '' TERM; echo ok > health && echo \"$MESOS_TASK_ID $VERSION\" > id && "
+                   "(sleep 2; echo ok > ready) & exec busybox httpd -f -p 127.0.0.1:$PORT0 -h .")
+    slow["readinessChecks"] = [{"name": "ready", "protocol": "HTTP", "path": "/ready", "portName": "http",
+                                "intervalSeconds": 1, "timeoutSeconds": 1, "httpStatusCodesForReady": [200]}]
+    put_app(base, slow)
+    settled(base, "/back/web", 2)
+    lb = lb_factory([base])
+    wait_for(lambda: len(lb.routed("back.test")) == 2, 20, "routed")
+
+    dc.stop() if how == "stop" else dc.kill()
+    time.sleep(16)
+    status, detail = lb.healthz()  # still serving the last good config, but not ok: say why
+    assert status == 200 and detail["ok"] is False and detail["status"] == "degraded", detail
+    assert any("event stream down" in p for p in detail["degraded"]), detail
+    with LoadGen(lb.http_port, ["back.test"], rate=40, threads=4) as load:
+        dc.start()
+        t0 = time.monotonic()
+        now = settled(base, "/back/web", 2)
+        healthy_after = time.monotonic() - t0
+        wait_for(lambda: lb.routed("back.test") == set(now), 60, "routed onto the relaunched tasks", interval=0.2)
+        routed_after = time.monotonic() - t0
+        time.sleep(3)
+    since_start = t0 - load.started
+    late = [f for f in load.failed if float(f.split("s ", 1)[0]) - since_start > routed_after + 0.5]
+    record_summary(f"lb_marathon_returns_{how}", {
+        "healthy_after_s": round(healthy_after, 2), "routed_after_s": round(routed_after, 2),
+        "requests": load.total, "failed": len(load.failed), "failed_after_routed": len(late)})
+    assert late == [], late[:5]
+    assert routed_after - healthy_after < 3, (healthy_after, routed_after, lb.log_tail(60))
+    wait_for(lambda: lb.healthz()[1]["ok"], 10, "healthz ok again")
+    status, detail = lb.healthz()
+    assert status == 200 and detail["servers"] == 2 and detail["status"] == "ok" and detail["degraded"] == []
+
+
+def test_healthz_degraded_while_a_routed_app_has_no_server(dc, lb_factory):
+    base = dc.marathon_url
+    put_app(base, web_app("/starve/ok", "ok.test", 1))
+    settled(base, "/starve/ok", 1)
+    lb = lb_factory([base])
+    wait_for(lambda: lb.healthz()[1]["ok"], 20, "healthz ok")
+    broken = web_app("/starve/web", "starve.test", 2)
+    broken["healthChecks"][0]["path"] = "/missing"  # never healthy: no server is routed
+    put_app(base, broken)
+    detail = wait_for(lambda: (d := lb.healthz()[1])["status"] == "degraded" and d, 20, "degraded")
+    assert detail["ok"] is False and any("/starve/web" in p for p in detail["degraded"]), detail

@@ -59,6 +59,19 @@ def test_task_ids_of_model():
     assert task_ids(None) == set()
 
 
+def test_healthz_degraded_is_served_but_not_ok():
+    metrics = Metrics()
+    detail = {"status": "degraded", "degraded": ["last sync failed: connection refused"]}
+    server = MetricsServer("127.0.0.1:0", metrics, lambda: (True, detail)).start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=5) as resp:
+            assert resp.status == 200
+            body = json.loads(resp.read())
+        assert body["ok"] is False and body["status"] == "degraded"
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("healthy", [True, False])
 def test_metrics_server_serves_metrics_and_healthz(healthy):
     metrics = Metrics()

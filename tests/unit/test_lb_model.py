@@ -420,3 +420,14 @@ def test_route_conflicts_for_a_deploy_name_the_holder() -> None:
     other_group = app("/aaa/dup", vhost="web.example.com", labels={"HAPROXY_GROUP": "internal"})
     assert route_conflicts(other_group, [holder]) == []
     assert route_conflicts(app("/free", vhost="free.example.com"), [holder, tcp]) == []
+
+
+def test_starved_apps_want_instances_but_have_no_server() -> None:
+    from deploykit.lb.model import starved_apps
+
+    m = build_model([
+        app("/up", [task("u1", alive=True)], vhost="up.example.com", health=True, instances=1),
+        app("/down", [task("d1", alive=False)], vhost="down.example.com", health=True, instances=2),
+        app("/suspended", [], vhost="s.example.com", instances=0),
+    ], SETTINGS)
+    assert starved_apps(m) == ["/down"]
