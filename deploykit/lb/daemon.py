@@ -32,7 +32,7 @@ from deploykit.atomicfile import atomic_write
 from deploykit.errors import DeployKitError, UnreachableError
 from deploykit.lb import changes as lbchanges
 from deploykit.lb import model as lbmodel
-from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed, RuntimeResult
+from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed, RuntimeResult, unbindable
 from deploykit.lb.metrics import Metrics
 from deploykit.lb.source import Connected, Event, LeaderChanged, MarathonSource, ZkReconnected, apps_touched
 
@@ -42,6 +42,8 @@ log = logging.getLogger("deploykit.lb")
 MAX_APP_FETCHES = 50
 # A model whose reload failed is retried this often (a new change retries at once).
 RETRY_FAILED = 5.0
+# Reloads spent at most finding the app(s) that make a reload fail (each failed one pauses HAProxy's listeners).
+MAX_ISOLATION_RELOADS = 8
 
 
 @dataclass
@@ -134,6 +136,8 @@ class Daemon:
         self._failed: dict[int, float] = {}  # id(model) -> when installing it last failed
         self._known_rejects: set[str] = set()
         self._deferred_since: float | None = None
+        self._port_refused: dict[str, int] = {}  # app id -> the service port this host could not bind for it
+        self._culprits: dict[str, tuple] = {}  # app id -> its routing when it made a reload fail
 
     # ------------------------------------------------------------ signal-safe requests
     def request_stop(self, *_args) -> None:
@@ -296,6 +300,7 @@ class Daemon:
         return self._converge(model, changed if in_step else None, t0)
 
     def _converge(self, new: lbmodel.RoutingModel, only: set[str] | None, t0: float) -> bool:
+        new = self._refuse_unbindable(self._refuse_known_culprits(new))
         self._report_rejects(new)
         self.model = new
         if self.live is None:
@@ -358,7 +363,8 @@ class Daemon:
             self.events.put(item)
         return True
 
-    def _install_full(self, new: lbmodel.RoutingModel, t0: float, reason: str, force: bool = False) -> bool:
+    def _install_full(self, new: lbmodel.RoutingModel, t0: float, reason: str, force: bool = False,
+                      isolate: bool = True) -> bool:
         r0 = time.monotonic()
         try:
             text = self.renderer.render(new)
@@ -399,7 +405,7 @@ class Daemon:
             self.status.last_error = str(exc)
             self._log("reload_failed", level=logging.ERROR, error=str(exc))
             self._failed = {id(new): time.monotonic()}
-            return False
+            return self._isolate_failed_reload(new, t0) if isolate else False
         except UnreachableError as exc:
             self.status.last_error = str(exc)
             self._log("haproxy_unreachable", level=logging.ERROR, error=str(exc))
@@ -411,6 +417,81 @@ class Daemon:
         self.live = new
         self.metrics.apply_seconds.observe(time.monotonic() - t0)
         return True
+
+    def _refuse_unbindable(self, new: lbmodel.RoutingModel) -> lbmodel.RoutingModel:
+        """Reject the apps whose new service ports this host cannot listen on, before any reload tries.
+
+        Only ports the running config does not bind yet are probed (HAProxy holds the others).
+        """
+        bound = {f.port for f in self.live.port_frontends} if self.live is not None else set()
+        fresh = {f.port: f.backend for f in new.port_frontends if f.port not in bound}
+        if not fresh:
+            return new
+        refused: dict[str, int] = {}
+        reasons: dict[str, str] = {}
+        for port, reason in sorted(unbindable(self.settings.bind_address, fresh).items()):
+            app_id = new.backends[fresh[port]].app_id
+            if self._port_refused.get(app_id) != port:  # log and count a conflict once, not on every probe
+                self.metrics.port_conflicts.inc()
+                self._log("port_unavailable", level=logging.WARNING, app=app_id, port=port, reason=reason)
+            refused[app_id] = port
+            reasons.setdefault(app_id, f"service port {port}: {reason}")
+        self._port_refused = refused
+        return lbmodel.refuse_apps(new, reasons)
+
+    def _refuse_known_culprits(self, new: lbmodel.RoutingModel) -> lbmodel.RoutingModel:
+        """Apps that made a reload fail stay out until their routing changes (no failed reload twice)."""
+        self._culprits = {a: st for a, st in self._culprits.items() if a in new.apps and new.apps[a].structure == st}
+        return lbmodel.refuse_apps(new, dict.fromkeys(self._culprits, "its routing made HAProxy fail to reload"))
+
+    def _isolate_failed_reload(self, new: lbmodel.RoutingModel, t0: float) -> bool:
+        """A reload `haproxy -c` accepted still failed: find the app(s) whose change causes it, install the rest.
+
+        The suspects are the apps whose routing differs from what HAProxy runs. All of them are left out
+        first (a failure then is not theirs: give up), then added back half by half; a half that fails is
+        split again until single apps remain, which are rejected. Each failed attempt costs HAProxy 2.6 a
+        ~2 s pause of its listeners, so attempts are capped; bind conflicts, the usual cause, are caught
+        by the probe in `_refuse_unbindable` before any reload.
+        """
+        suspects = lbmodel.routing_changed(self.live, new)
+        if not suspects:
+            return False
+        self._log("reload_isolating", level=logging.WARNING, suspects=suspects[:20], count=len(suspects))
+        attempts = 0
+
+        def install(excluded: list[str]) -> bool:
+            nonlocal attempts
+            attempts += 1
+            held = dict.fromkeys(excluded, "held back while isolating a failed HAProxy reload")
+            model = lbmodel.refuse_apps(new, held)
+            return self._install_full(model, t0, reason="isolating a failed reload", force=True, isolate=False)
+
+        if not install(suspects):
+            return False
+        accepted: list[str] = []
+        bad: list[str] = []
+        groups = [suspects]
+        while groups and attempts < MAX_ISOLATION_RELOADS:
+            group = groups.pop()
+            rest = [a for a in suspects if a not in accepted and a not in group]
+            if install(rest + bad):
+                accepted.extend(group)
+            elif len(group) == 1:
+                bad.extend(group)
+            else:
+                half = len(group) // 2
+                groups += [group[half:], group[:half]]
+        unresolved = [a for a in suspects if a not in accepted and a not in bad]
+        culprits = bad + unresolved
+        self._culprits.update({a: new.apps[a].structure for a in culprits})
+        model = lbmodel.refuse_apps(new, {
+            a: "its routing made HAProxy fail to reload" if a in bad else "held back: a reload failed" for a in culprits
+        })
+        self._report_rejects(model)
+        self.metrics.config_rejected.inc(len(culprits))
+        self._log("reload_isolated", level=logging.ERROR, rejected=culprits, attempts=attempts)
+        self.model = model
+        return self.live is model or self._install_full(model, t0, reason="failed reload isolated", isolate=False)
 
     # ------------------------------------------------------------ route ownership across restarts
     @property

@@ -51,6 +51,10 @@ class Metrics:
             PREFIX + "route_conflicts_total",
             "Times an app was refused a service port or vhost that another app holds", registry=r,
         )
+        self.port_conflicts = Counter(
+            PREFIX + "port_conflicts_total",
+            "Service ports refused because another process on the LB host listens there", registry=r,
+        )
         self.leader_changes = Counter(PREFIX + "leader_changes_total", "Marathon leader changes seen", registry=r)
         self.last_sync = Gauge(
             PREFIX + "last_successful_sync_timestamp_seconds", "Unix time of the last full sync applied", registry=r

@@ -738,3 +738,29 @@ def starved_apps(model: RoutingModel) -> list[str]:
         if state is not None and state.instances > 0 and not any(_routed(model.backends[n]) for n in names):
             out.append(app_id)
     return sorted(out)
+
+
+def refuse_apps(model: RoutingModel, reasons: Mapping[str, str]) -> RoutingModel:
+    """`model` without the routes of the apps in `reasons` (app id -> why), reported as rejected.
+
+    For what only the daemon can find out (the LB host cannot bind a port, a reload fails). The apps'
+    parsed states stay, so their next update or the next full sync considers them afresh.
+    """
+    if not reasons:
+        return model
+    rejects = {**model.label_rejects, **{a: Rejected(a, why) for a, why in reasons.items()}}
+    kept = {a: s for a, s in model.apps.items() if a not in reasons}
+    new = _assemble(model.settings, kept, rejects, model.app_ignored, model.app_health, model, model.resolve)
+    return new._replace(apps=model.apps, label_rejects=model.label_rejects)
+
+
+def routing_changed(old: RoutingModel | None, new: RoutingModel) -> list[str]:
+    """Apps `new` routes whose routes (labels, ports) differ from `old`'s, or that `old` did not route."""
+    if old is None:
+        return sorted(new.owners)
+    out = []
+    for app_id in new.owners:
+        before = old.apps.get(app_id)
+        if app_id not in old.owners or before is None or before.structure != new.apps[app_id].structure:
+            out.append(app_id)
+    return sorted(out)

@@ -212,3 +212,40 @@ def test_haproxy_killed_is_restarted_on_the_next_change(rig, web_servers):
     assert daemon.haproxy.running()
     assert {get(settings.http_port, "a.example.com") for _ in range(6)} == {"t0", "t1"}
     assert daemon.metrics.runtime_commands.labels("failed")._value.get() > 0
+
+
+def test_failed_reload_is_isolated_to_the_app_that_causes_it(rig, web_servers, monkeypatch):
+    """A reload that passes `haproxy -c` and still fails (here: a port taken after the probe could see it)
+    is bisected to the app that causes it; the other changed apps are installed, the culprit rejected."""
+    import socket
+
+    inst, settings, source, _events, daemon = rig
+    source.apps["/a"] = app("/a", web_servers(1), "a.example.com", 10001)
+    assert daemon.full_sync()
+    squat = socket.socket()
+    squat.bind(("127.0.0.1", 0))
+    squat.listen()
+    taken = squat.getsockname()[1]
+    monkeypatch.setattr("deploykit.lb.daemon.unbindable", lambda address, ports: {})  # the probe misses it
+    tcp = {"HAPROXY_0_MODE": "tcp"}
+    free = [free_port() for _ in range(3)]
+    for i, port in enumerate([free[0], taken, free[1], free[2]]):
+        doc = app(f"/t{i}", web_servers(1), "", port, labels=tcp)
+        del doc["labels"]["HAPROXY_0_VHOST"]
+        source.apps[f"/t{i}"] = doc
+    try:
+        assert daemon.full_sync()
+        text = inst.config_path.read_text()
+        assert f":{taken}\n" not in text and all(f"127.0.0.1:{p}\n" in text for p in free)
+        assert {r.app_id: r.reason for r in daemon.model.rejected} == {
+            "/t1": "its routing made HAProxy fail to reload"}
+        assert get(settings.http_port, "a.example.com") == "t0"
+        for port, name in zip(free, ["t1", "t3", "t4"], strict=True):
+            assert get(port, "any") == name
+        assert daemon.metrics.config_rejected._value.get() == 1
+        # the culprit is not tried again while its routing is the same: no further failed reload
+        failed = daemon.metrics.reloads.labels("failed")._value.get()
+        assert daemon.full_sync() and daemon.metrics.reloads.labels("failed")._value.get() == failed
+        assert "/t1" in {r.app_id for r in daemon.model.rejected}
+    finally:
+        squat.close()

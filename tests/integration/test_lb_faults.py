@@ -6,6 +6,7 @@ Every test that drives load reports its failed-request count through `record_sum
 from __future__ import annotations
 
 import signal
+import socket
 import time
 
 import pytest
@@ -114,3 +115,40 @@ def test_healthz_degraded_while_a_routed_app_has_no_server(dc, lb_factory):
     put_app(base, broken)
     detail = wait_for(lambda: (d := lb.healthz()[1])["status"] == "degraded" and d, 20, "degraded")
     assert detail["ok"] is False and any("/starve/web" in p for p in detail["degraded"]), detail
+
+
+def test_app_whose_service_port_is_taken_on_the_lb_host_breaks_nothing(dc, lb_factory, record_summary):
+    """Item 6: `haproxy -c` passes a bind another process holds; the reload would fail (and pause every
+    listener ~2 s in HAProxy 2.6). The app is refused before any reload; later apps are routed."""
+    base = dc.marathon_url
+    put_app(base, web_app("/taken/web", "web.test", 1))
+    settled(base, "/taken/web", 1)
+    lb = lb_factory([base])
+    wait_for(lambda: lb.routed("web.test"), 20, "web.test routed")
+    squatter_sock = socket.socket()
+    squatter_sock.bind(("127.0.0.1", 0))
+    squatter_sock.listen()
+    port = squatter_sock.getsockname()[1]
+    try:
+        with LoadGen(lb.http_port, ["web.test"], rate=40, threads=4) as load:
+            time.sleep(1)
+            tcp = web_app("/taken/tcp", "unused.test", 1)
+            tcp["labels"] = {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp"}
+            tcp["portDefinitions"] = [{"port": port, "name": "http"}]
+            put_app(base, tcp)
+            settled(base, "/taken/tcp", 1)
+            wait_for(lambda: lb.log_events("port_unavailable"), 15, "port conflict reported")
+            put_app(base, web_app("/taken/good", "good.test", 1))
+            good = settled(base, "/taken/good", 1)
+            wait_for(lambda: lb.routed("good.test") == set(good), 15, "an app deployed afterwards is routed")
+            time.sleep(1)
+    finally:
+        squatter_sock.close()
+    record_summary("lb_port_taken", {"requests": load.total, "failed": len(load.failed)})
+    assert load.failed == [], load.failed[:5]
+    (event,) = lb.log_events("port_unavailable")
+    assert event["app"] == "/taken/tcp" and event["port"] == port and "in use" in event["reason"]
+    assert lb.metric("deploykit_lb_port_conflicts_total") == 1
+    assert lb.log_events("reload_failed") == []
+    assert f":{port}" not in lb.config.read_text()
+    assert any(r["app"] == "/taken/tcp" for r in lb.log_events("app_rejected"))
