@@ -105,7 +105,10 @@ class LockLost(LockedError):
 
 
 class DeployLock(Protocol):
+    """What the deploy needs of a lock; ZkDeployLock and ConsulDeployLock implement it."""
+
     name: str
+    holder: Holder  # who we are: stored with the lock, shown to whoever waits for it
 
     def acquire(self, timeout: float) -> None: ...
 

@@ -1,0 +1,417 @@
+"""The deploy and rollback state machine (DESIGN §4; the ordering argument is in docs/deploy.md).
+
+validate -> Marathon answers -> plan -> lock -> plan again -> config -> PUT + wait -> success
+(GC) or roll back. A `Deployment` holds what every step needs (clients, options, lock,
+report, progress and stop callbacks), so each step is a short method and every exit path
+leaves the report complete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, NoReturn
+
+from deploykit import labels as L
+from deploykit import plan as planmod
+from deploykit import watch as w
+from deploykit.clients.locks import LockHeld
+from deploykit.deploy.history_store import record_history
+from deploykit.deploy.inputs import DeployOptions, Prepared, Target, app_config_prefix, prepare
+from deploykit.deploy.report import (
+    ConfigReport,
+    DeployFailure,
+    DeployInterrupted,
+    DeployLocked,
+    DeployReport,
+    Failure,
+    LockReport,
+    ReportedError,
+    RollbackFailure,
+    RollbackReport,
+    as_reported,
+    follow_hint,
+    locked_message,
+    scrub_error,
+)
+from deploykit.deploy.watching import Rollout, Stop, put_and_watch
+from deploykit.deploy.wiring import Clients, connected
+from deploykit.errors import DeployKitError, InternalError, Problem, ValidationError
+
+if TYPE_CHECKING:
+    from deploykit.clients.consul import ConsulClient
+    from deploykit.clients.locks import DeployLock
+    from deploykit.clients.marathon import MarathonClient
+
+ProgressFn = Callable[[str, dict], None]
+
+
+def _quiet(_phase: str, _info: dict) -> None:
+    pass
+
+
+def deploy(
+    opts: DeployOptions,
+    *,
+    clients: Clients | None = None,
+    environ: Mapping[str, str] | None = None,
+    progress: ProgressFn | None = None,
+    stop: Stop | None = None,
+) -> dict:
+    """Run `deploykit deploy`; returns the report's JSON, or raises an error carrying the report."""
+    prep = prepare(opts, environ)
+    report = DeployReport(prep.app_id, prep.environment.name, started=time.monotonic() - prep.validate_seconds)
+    report.timing("validate_seconds", prep.validate_seconds)
+    report.image = prep.image
+    report.config = ConfigReport(prep.config_prefix, prep.config_hash, len(prep.config_items))
+    report.force = opts.force
+    try:
+        with connected(prep.environment, environ, clients=clients) as wired:
+            run = Deployment(wired, opts, report, prep.app_id, progress=progress, stop=stop)
+            return run.deploy(prep).to_dict()
+    except DeployKitError as exc:
+        raise scrub_error(exc, prep.secret_values()) from None
+
+
+def rollback(
+    target: Target,
+    *,
+    to_version: str | None = None,
+    opts: DeployOptions | None = None,
+    clients: Clients | None = None,
+    progress: ProgressFn | None = None,
+    stop: Stop | None = None,
+) -> dict:
+    """`deploykit rollback`: PUT an earlier version (default: the newest that differs) and watch it."""
+    opts = opts or DeployOptions(app_path="", env_name=target.environment.name)
+    report = DeployReport(target.app_id, target.environment.name)
+    with connected(target.environment, clients=clients) as wired:
+        run = Deployment(wired, opts, report, target.app_id, progress=progress, stop=stop)
+        return run.roll_back_to(target, to_version).to_dict()
+
+
+def plan_for(prep: Prepared, consul: ConsulClient, current: dict | None) -> planmod.Plan:
+    """The change from the live app (and Consul's config versions) to what `prep` would PUT."""
+    cfg = None
+    if prep.config_hash:
+        known = {h for h, _ in consul.list_config_versions(prep.app_prefix)}
+        cfg = planmod.ConfigPlan(
+            prefix=prep.config_prefix or "",
+            hash=prep.config_hash,
+            keys=sorted(prep.config_items),
+            exists=prep.config_hash in known,
+        )
+    return planmod.make_plan(prep.desired, current, config=cfg, secret_env=prep.secret_env)
+
+
+def put_body(desired: dict, current: dict | None, plan: planmod.Plan) -> dict:
+    """What to PUT. For a scale-only change the live label values are kept: Marathon restarts
+    every task when a label changes, and a scale must only start or stop the difference."""
+    if plan.kind != "scale" or current is None:
+        return desired
+    body = dict(desired)
+    body["labels"] = {**desired.get("labels", {}), **(current.get("labels") or {})}
+    return body
+
+
+def running_deployments(app: dict | None) -> list[str]:
+    return [d.get("id") for d in (app or {}).get("deployments") or [] if d.get("id")]
+
+
+def missing_config(consul: ConsulClient, app_prefix: str, definition: dict) -> str | None:
+    """The config hash a definition's tasks would need, when Consul no longer has it."""
+    wanted = (definition.get("labels") or {}).get(L.DEPLOYKIT_CONFIG_HASH)
+    if not wanted:
+        return None
+    try:
+        known = {h for h, _ in consul.list_config_versions(app_prefix)}
+    except DeployKitError:
+        return None  # cannot tell; Marathon still restores the previous definition
+    return None if wanted in known else wanted
+
+
+def referenced_config_hashes(marathon: MarathonClient, app_id: str, limit: int = 100) -> set[str]:
+    """Config hashes named by the versions Marathon still keeps (their rollback needs them)."""
+    hashes: set[str] = set()
+    for version in marathon.app_versions(app_id)[:limit]:
+        app = marathon.app_version(app_id, version)
+        label = ((app or {}).get("labels") or {}).get(L.DEPLOYKIT_CONFIG_HASH)
+        if label:
+            hashes.add(label)
+    return hashes
+
+
+class Deployment:
+    """One `deploy` or `rollback` run of one app: its clients, options, lock and report."""
+
+    def __init__(self, clients: Clients, opts: DeployOptions, report: DeployReport, app_id: str, *,
+                 progress: ProgressFn | None = None, stop: Stop | None = None) -> None:
+        self.clients = clients
+        self.opts = opts
+        self.report = report
+        self.app_id = app_id
+        self.progress = progress or _quiet
+        self.stop = stop or Stop()
+        self._lock: DeployLock | None = None
+
+    # ----------------------------------------------------------------------- shared steps
+    @property
+    def lock(self) -> DeployLock:
+        if self._lock is None:
+            raise InternalError("the deploy lock was used before it was taken")
+        return self._lock
+
+    def check_lock(self) -> None:
+        """Before each change: stop right here (exit 3) unless we certainly still hold the lock."""
+        try:
+            self.lock.check()
+        except DeployKitError as exc:
+            self.report.failure = Failure("lock_lost", str(exc))
+            raise as_reported(exc, self.report) from None
+
+    def deployments_or_none(self) -> list[dict] | None:
+        try:
+            return self.clients.marathon.deployments()
+        except DeployKitError:
+            return None
+
+    def _current(self, prep: Prepared) -> tuple[dict | None, planmod.Plan]:
+        """The live app and the plan against it; Marathon (and Consul) must answer."""
+        try:
+            current = self.clients.marathon.get_app(prep.app_id)
+            plan = plan_for(prep, self.clients.consul, current)
+        except DeployKitError as exc:
+            raise as_reported(exc, self.report) from None
+        self.report.plan = plan
+        self.report.versions.from_ = current.get("version") if current else None
+        return current, plan
+
+    def _refuse_running(self, current: dict | None) -> None:
+        running = running_deployments(current)
+        if running and not self.opts.force:
+            raise DeployLocked(locked_message(self.app_id, running, self.deployments_or_none()),
+                               self.report.finish("locked"))
+
+    # ----------------------------------------------------------------------- deploy
+    def deploy(self, prep: Prepared) -> DeployReport:
+        report = self.report
+        self.progress("connect", {"what": "Marathon"})
+        current, plan = self._current(prep)  # Marathon must answer before any change
+        if self.opts.dry_run:
+            report.lines = plan.lines()
+            return report.finish("dry_run")
+        if plan.unchanged and (plan.config is None or plan.config.exists):
+            return self._unchanged(current)
+
+        self.progress("lock", {"what": f"{prep.environment.name}{prep.app_id}"})
+        t_lock = time.monotonic()
+        lock = self._lock = self.clients.lock_factory(prep.app_id)
+        report.lock = LockReport(lock.name, type(lock).__name__)
+        try:
+            lock.acquire(self.opts.lock_timeout)
+        except DeployKitError as exc:
+            holder = exc.holder if isinstance(exc, LockHeld) else None
+            report.lock.holder = holder.to_dict() if holder else None
+            raise as_reported(exc, report) from None
+        report.timing("lock_seconds", time.monotonic() - t_lock)
+        report.lock.holder = lock.holder.to_dict()
+        try:
+            self._locked_deploy(prep)
+        except DeployKitError as exc:
+            if isinstance(exc, ReportedError):
+                record_history(self.clients.consul, report, lock)
+            raise
+        else:
+            record_history(self.clients.consul, report, lock)
+            return report
+        finally:
+            lock.release()
+
+    def _unchanged(self, current: dict | None) -> DeployReport:
+        """Nothing to PUT. A deployment still rolling toward this very definition is pointed out."""
+        running = running_deployments(current)
+        message = "nothing to change; no deployment created"
+        if running:
+            note = f"a deployment to this definition is still running: {', '.join(running)}"
+            self.report.errors.append(note)
+            message += f" ({note})"
+        self.progress("unchanged", {"message": message})
+        self.report.versions.to = self.report.versions.from_
+        return self.report.finish("unchanged")
+
+    def _locked_deploy(self, prep: Prepared) -> DeployReport:
+        report = self.report
+        current, plan = self._current(prep)  # someone may have deployed while we waited for the lock
+        self._refuse_running(current)
+
+        # config first: if Consul fails, Marathon is never touched
+        if prep.config_prefix and not (plan.config and plan.config.exists):
+            self.check_lock()
+            self.progress("config", {"prefix": prep.config_prefix, "keys": len(prep.config_items)})
+            t_cfg = time.monotonic()
+            try:
+                result = self.clients.consul.write_config_tree(prep.config_prefix, prep.config_items)
+            except DeployKitError as exc:
+                raise as_reported(exc, report) from None
+            report.config.written = bool(result.written)
+            report.timing("config_seconds", time.monotonic() - t_cfg)
+        elif prep.config_prefix:
+            report.config.written = False
+
+        if plan.unchanged:
+            return self._unchanged(current)
+
+        previous = planmod.definition(current) if current else None
+        timeout = self.opts.timeout or w.default_timeout(prep.desired)
+        rb_timeout = self.opts.rollback_timeout or (w.default_timeout(previous) if previous else None)
+        report.timings.timeout_budget_seconds = timeout
+        report.timings.rollback_budget_seconds = rb_timeout
+        report.timings.fail_fast_budget_seconds = w.fail_fast_budget(prep.desired, self.opts.max_failures)
+        rollout = put_and_watch(self, put_body(prep.desired, current, plan), timeout, force=self.opts.force,
+                                phase="deploy")
+        if rollout.outcome.ok:
+            report.versions.to = rollout.version
+            self._gc(prep)
+            self.progress("done", {"message": rollout.outcome.message})
+            return report.finish("success")
+        self._after_failure(prep, rollout, previous, rb_timeout)
+
+    def _after_failure(self, prep: Prepared, rollout: Rollout, previous: dict | None,
+                       rb_timeout: float | None) -> NoReturn:
+        """Our deployment failed: roll back to `previous`, unless that would be wrong or impossible."""
+        report, outcome = self.report, rollout.outcome
+        report.failure = Failure.of(outcome)
+        follow = follow_hint(prep.environment.name, prep.app_id, rollout.deployment_id)
+        if outcome.reason == w.SUPERSEDED:
+            # Someone else's deployment took the app over: rolling back would clobber theirs.
+            report.rollback = RollbackReport(attempted=False, why="another deployment took over the app")
+            report.instructions = follow
+            raise DeployLocked(
+                f"{outcome.message}; not rolled back, the app now belongs to that deployment. {follow}",
+                report.finish("superseded"),
+            )
+        if self.opts.no_rollback or previous is None:
+            why = "--no-rollback given" if self.opts.no_rollback else "the app is new, there is no previous version"
+            report.rollback = RollbackReport(attempted=False, why=why)
+            report.instructions = follow
+            raise DeployFailure(
+                f"{outcome.message}; not rolled back ({why}); the deployment is left as it is. {follow}",
+                report.finish("failed"),
+            )
+        missing = missing_config(self.clients.consul, prep.app_prefix, previous)
+        if missing:
+            report.rollback = RollbackReport(attempted=False, why=f"config version {missing} is gone from Consul")
+            raise RollbackFailure(
+                f"{outcome.message}; the previous version needs config {missing}, which is gone from Consul, so it "
+                f"was not restored. A human is needed. {follow}",
+                report.finish("rollback_failed"),
+            )
+        self.progress("rollback", {"reason": outcome.reason, "message": outcome.message})
+        rb_started = time.monotonic()
+        try:
+            back = put_and_watch(self, previous, rb_timeout or 300.0, force=True, phase="rollback")
+        except (DeployInterrupted, DeployLocked):
+            raise
+        except DeployKitError as exc:
+            report.rollback = RollbackReport(attempted=True, ok=False, error=str(exc))
+            raise RollbackFailure(
+                f"{outcome.message}; the rollback failed too: {exc}. A human is needed. {follow}",
+                report.finish("rollback_failed"),
+            ) from None
+        report.timing("rollback_seconds", time.monotonic() - rb_started)
+        report.rollback = RollbackReport(attempted=True, ok=back.outcome.ok, deployment_id=back.deployment_id,
+                                         version=back.version, outcome=back.outcome)
+        if not back.outcome.ok:
+            raise RollbackFailure(
+                f"{outcome.message}; the rollback to {report.versions.from_} failed too: {back.outcome.message}. "
+                f"A human is needed. {follow_hint(prep.environment.name, prep.app_id, back.deployment_id)}",
+                report.finish("rollback_failed"),
+            )
+        report.versions.to = back.version
+        raise DeployFailure(
+            f"{outcome.message}; rolled back to the previous definition (now version {back.version})",
+            report.finish("rolled_back"),
+        )
+
+    def _gc(self, prep: Prepared) -> None:
+        """Delete old config versions, keeping the newest N and every hash a known version uses."""
+        if not prep.config_hash:
+            return
+        consul = self.clients.consul
+        try:
+            self.lock.check()
+            keep = prep.environment.consul.keep_versions
+            if len(consul.list_config_versions(prep.app_prefix)) <= keep:
+                self.report.config.gc_deleted = []
+                return  # nothing could go: skip asking Marathon about every version
+            referenced = referenced_config_hashes(self.clients.marathon, prep.app_id)
+            referenced.add(prep.config_hash)
+            self.report.config.gc_deleted = list(consul.gc_config(prep.app_prefix, keep, referenced) or [])
+        except DeployKitError as exc:
+            self.report.errors.append(f"config GC skipped: {exc}")
+
+    # ----------------------------------------------------------------------- `deploykit rollback`
+    def roll_back_to(self, target: Target, to_version: str | None) -> DeployReport:
+        report, marathon = self.report, self.clients.marathon
+        try:
+            current = marathon.get_app(target.app_id)
+        except DeployKitError as exc:
+            raise as_reported(exc, report) from None
+        if current is None:
+            raise ValidationError([Problem(None, "APP", f"Marathon has no app {target.app_id}")])
+        report.versions.from_ = current.get("version")
+        lock = self._lock = self.clients.lock_factory(target.app_id)
+        try:
+            lock.acquire(self.opts.lock_timeout)
+        except DeployKitError as exc:
+            raise as_reported(exc, report) from None
+        try:
+            chosen, definition = _rollback_target(marathon, target.app_id, current, to_version)
+            report.rollback_to = chosen
+            cfg_hash = missing_config(self.clients.consul, app_config_prefix(target.environment, target.app_id),
+                                      definition)
+            if cfg_hash:
+                raise ValidationError(
+                    [Problem(None, "--to", f"version {chosen} needs config {cfg_hash}, which is gone from Consul",
+                             "deploy that version's app.yaml again instead")]
+                )
+            self._refuse_running(current)
+            timeout = self.opts.timeout or w.default_timeout(definition)
+            report.timings.timeout_budget_seconds = timeout
+            rollout = put_and_watch(self, definition, timeout, force=self.opts.force, phase="deploy")
+            if rollout.outcome.ok:
+                report.versions.to = rollout.version
+                report.finish("success")
+                record_history(self.clients.consul, report, lock, result=f"rollback to {chosen}")
+                return report
+            report.failure = Failure.of(rollout.outcome)
+            record_history(self.clients.consul, report, lock, result=f"rollback to {chosen} failed")
+            raise RollbackFailure(
+                f"rollback to {chosen} failed: {rollout.outcome.message}. A human is needed. "
+                f"{follow_hint(target.environment.name, target.app_id, rollout.deployment_id)}",
+                report.finish("failed"),
+            )
+        finally:
+            lock.release()
+
+
+def _same_definition(a: dict, b: dict) -> bool:
+    return planmod.make_plan(planmod.definition(a), planmod.definition(b)).unchanged
+
+
+def _rollback_target(marathon: MarathonClient, app_id: str, current: dict, to_version: str | None
+                     ) -> tuple[str, dict]:
+    versions = marathon.app_versions(app_id)
+    if to_version:
+        doc = marathon.app_version(app_id, to_version)
+        if doc is None:
+            hint = f"known: {', '.join(versions[:5])}" if versions else "see `deploykit history`"
+            raise ValidationError([Problem(None, "--to", f"Marathon has no version {to_version} of {app_id}", hint)])
+        return to_version, planmod.definition(doc)
+    for version in versions:
+        if version == current.get("version"):
+            continue
+        doc = marathon.app_version(app_id, version)
+        if doc and not _same_definition(doc, current):
+            return version, planmod.definition(doc)
+    raise ValidationError([Problem(None, "APP", f"{app_id} has no earlier version that differs from the current one")])
