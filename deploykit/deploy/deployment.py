@@ -192,6 +192,27 @@ class Deployment:
             raise DeployLocked(locked_message(self.app_id, running, self.deployments_or_none()),
                                self.report.finish("locked"))
 
+    def _refuse_route_conflicts(self, prep: Prepared) -> None:
+        """A service port or vhost+path another app holds is refused before any change (exit 2).
+
+        The lb daemons would keep routing the holder and reject this app (lb.claims); better to say so now
+        than to deploy an app no load balancer will route.
+        """
+        if "HAPROXY_GROUP" not in (prep.desired.get("labels") or {}):
+            return
+        from deploykit.lb.model import route_conflicts
+
+        try:
+            apps = self.clients.marathon.list_apps(embed=())
+        except DeployKitError as exc:
+            raise as_reported(exc, self.report) from None
+        http_port = prep.environment.haproxy.http_port if prep.environment.haproxy else 80
+        conflicts = route_conflicts(prep.desired, apps, http_port=http_port)
+        if conflicts:
+            problems = [Problem(self.opts.app_path, "haproxy", c.reason,
+                                hint=f"choose another one, or free it in {c.holder} first") for c in conflicts]
+            raise as_reported(ValidationError(problems), self.report) from None
+
     # ----------------------------------------------------------------------- deploy
     def deploy(self, prep: Prepared) -> DeployReport:
         report = self.report
@@ -243,6 +264,7 @@ class Deployment:
         report = self.report
         current, plan = self._current(prep)  # someone may have deployed while we waited for the lock
         self._refuse_running(current)
+        self._refuse_route_conflicts(prep)
 
         # config first: if Consul fails, Marathon is never touched
         if prep.config_prefix and not (plan.config and plan.config.exists):

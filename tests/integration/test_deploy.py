@@ -58,9 +58,12 @@ def appdir(tmp_path_factory) -> Path:
 
 
 def write_app(appdir: Path, name: str, app_id: str, port: int, *, env: dict | None = None, grace: str = "2s",
-              config: dict | None = None, secrets: dict | None = None, instances: int = 2) -> Path:
+              config: dict | None = None, secrets: dict | None = None, instances: int = 2,
+              vhost: str | None = None) -> Path:
     doc = yaml.safe_load((HELLO / "app.yaml").read_text())
     doc["id"] = app_id
+    # every app its own vhost: a vhost another app holds is refused by deploy (lb.claims)
+    doc["haproxy"]["vhost"] = [vhost or f"{app_id.strip('/').replace('/', '-')}.test"]
     doc["instances"] = instances
     doc["ports"][0]["service"] = port
     doc["env"] = {"GREETING": "hello", **(env or {})}
@@ -685,3 +688,24 @@ def test_409_from_a_deployment_started_meanwhile_names_it_with_its_age(dc, appdi
     assert ei.value.exit_code == 3 and started[0] in doc["message"] and "started " in doc["message"]
     assert "--force" in doc["message"] and doc["result"] == "locked"
     remove_app(dc, app_id)
+
+
+def test_deploy_refuses_a_vhost_or_service_port_another_app_holds(dc, appdir):
+    """Issue 18 item 1: before any change, an app may not claim a route another app holds (exit 2, the holder
+    named); nothing reaches Consul or Marathon."""
+    port = free_port()
+    holder = write_app(appdir, "claims-holder", "/claims/holder", port, vhost="shared.test", instances=1)
+    rc, _, _, err = deploy(dc, holder)
+    assert rc == 0, err
+    squatter = write_app(appdir, "claims-aaa", "/claims/aaa", free_port(), vhost="shared.test", instances=1,
+                         config={"other": "value"})
+    rc, _, _, err = deploy(dc, squatter)
+    assert rc == 2, err
+    assert "host shared.test path / is already routed to /claims/holder" in err
+    assert "free it in /claims/holder" in err
+    assert requests.get(f"{dc.marathon_url}/v2/apps/claims/aaa", timeout=5).status_code == 404
+    assert ConsulClient(dc.consul_url).ls("config/claims/aaa/", separator=None) == []
+    # the holder itself redeploys fine
+    rc, _, _, err = deploy(dc, write_app(appdir, "claims-holder", "/claims/holder", port, vhost="shared.test",
+                                           instances=1, env={"X": "2"}))
+    assert rc == 0, err
