@@ -53,6 +53,7 @@ class DaemonOptions:
     remove_guard: float = 0.5  # fraction of servers a single sync may remove without confirmation
     held_recheck: float = 2.0  # seconds until the confirming resync of a held one
     tick: float = 0.2  # longest sleep; flags set by signal handlers are seen within this
+    haproxy_check: float = 1.0  # how often HAProxy's master is asked whether it still runs
 
 
 @dataclass
@@ -138,6 +139,7 @@ class Daemon:
         self._deferred_since: float | None = None
         self._port_refused: dict[str, int] = {}  # app id -> the service port this host could not bind for it
         self._culprits: dict[str, tuple] = {}  # app id -> its routing when it made a reload fail
+        self._next_haproxy_check = 0.0
 
     # ------------------------------------------------------------ signal-safe requests
     def request_stop(self, *_args) -> None:
@@ -170,6 +172,7 @@ class Daemon:
         wait = min(self.opts.tick if timeout is None else timeout, max(0.0, self._next_resync - now))
         items = self._drain(wait)
         self._refresh_gauges()
+        self._check_haproxy()
         dirty: set[str] = set()
         full = False
         for item in items:
@@ -201,6 +204,21 @@ class Daemon:
             failed_at = self._failed.get(id(self.model))
             if failed_at is None or time.monotonic() - failed_at > RETRY_FAILED:
                 self._converge(self.model, None, time.monotonic())
+
+    def _check_haproxy(self) -> None:
+        """HAProxy's master exits when its worker dies (kill -9, OOM): start it again from the current model
+        at once, without waiting for Marathon, which may be unreachable at that moment."""
+        now = self.clock()
+        if self.live is None or self.model is None or now < self._next_haproxy_check:
+            return
+        self._next_haproxy_check = now + self.opts.haproxy_check
+        if self.haproxy.running():
+            return
+        self.metrics.haproxy_restarts.inc()
+        self._log("haproxy_down", level=logging.ERROR, action="starting it again from the current routing")
+        self.live = None
+        self._bad_text = None
+        self._install_full(self.model, time.monotonic(), reason="HAProxy was not running")
 
     def _drain(self, wait: float) -> list[object]:
         items: list[object] = []

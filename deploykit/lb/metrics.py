@@ -55,6 +55,9 @@ class Metrics:
             PREFIX + "port_conflicts_total",
             "Service ports refused because another process on the LB host listens there", registry=r,
         )
+        self.haproxy_restarts = Counter(
+            PREFIX + "haproxy_restarts_total", "Times HAProxy was found not running and started again", registry=r,
+        )
         self.leader_changes = Counter(PREFIX + "leader_changes_total", "Marathon leader changes seen", registry=r)
         self.last_sync = Gauge(
             PREFIX + "last_successful_sync_timestamp_seconds", "Unix time of the last full sync applied", registry=r

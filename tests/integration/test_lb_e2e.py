@@ -298,8 +298,8 @@ class LoadGen:
     delayed), so the achieved rate is the target unless HAProxy or the backends stall.
     """
 
-    def __init__(self, port: int, vhosts: list[str], rate: float = 100.0, threads: int = 8):
-        self.port, self.vhosts, self.rate, self.threads = port, vhosts, rate, threads
+    def __init__(self, port: int, vhosts: list[str], rate: float = 100.0, threads: int = 8, path: str = "/id"):
+        self.port, self.vhosts, self.rate, self.threads, self.path = port, vhosts, rate, threads, path
         self.ok = 0
         self.failed: list[str] = []
         self.done_at: list[float] = []  # wall-clock end of every successful request
@@ -329,7 +329,8 @@ class LoadGen:
             vhost = self.vhosts[(i + n) % len(self.vhosts)]
             n += 1
             try:
-                r = session.get(f"http://127.0.0.1:{self.port}/id", headers={"Host": vhost, **headers}, timeout=5)
+                url = f"http://127.0.0.1:{self.port}{self.path}"
+                r = session.get(url, headers={"Host": vhost, **headers}, timeout=5)
                 good = r.status_code == 200
                 detail = f"{time.monotonic() - self.started:.2f}s {vhost}: HTTP {r.status_code}"
             except requests.RequestException as exc:
