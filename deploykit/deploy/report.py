@@ -103,6 +103,7 @@ class LockReport:
     name: str
     kind: str
     holder: dict[str, Any] | None = None  # the lock's holder: us, or whoever kept us out
+    gone_holder: dict[str, Any] = UNSET  # a killed holder whose session we waited out
 
     def to_dict(self) -> dict[str, Any]:
         return _present(self)
@@ -143,6 +144,25 @@ class RollbackReport:
 
 
 @dataclass
+class OrphanReport:
+    """A deployment deploykit started whose client is gone (killed, or it ended and left it running).
+
+    action: "adopted" (same definition as ours: watched to the end as our own) or "waited" (seen
+    through, rolled back on failure, before ours was deployed).
+    """
+
+    deployment_id: str = field(metadata={"key": "deploymentId"})
+    version: str | None = None
+    deployed_by: str | None = None
+    age: str = ""
+    action: str = ""
+    result: str = UNSET  # "waited": how it ended
+
+    def to_dict(self) -> dict[str, Any]:
+        return _present(self)
+
+
+@dataclass
 class StreamReport:
     connects: int
     last_error: str | None
@@ -167,6 +187,7 @@ _KEYS = {
     "plan": "plan",
     "lines": "lines",
     "lock": "lock",
+    "orphan": "orphan",
     "deployed_version": "deployedVersion",
     "event_stream": "event_stream",
     "failure": "failure",
@@ -195,6 +216,7 @@ class DeployReport:
     plan: Plan
     lines: list[str]  # --dry-run: the plan for people
     lock: LockReport
+    orphan: OrphanReport  # a deployment left by a gone client that this run saw through
     deployed_version: str | None  # the version our PUT created
     event_stream: dict[str, StreamReport]  # per phase ("deploy", "rollback")
     failure: Failure
@@ -361,17 +383,32 @@ def follow_hint(env_name: str, app_id: str, dep_id: str | None) -> str:
     )
 
 
-def locked_message(app_id: str, ids: list[str], deployments: list[dict[str, Any]] | None) -> str:
-    """Names the deployments holding the app, with their age and step (`deployments`: /v2/deployments)."""
+def describe_deployments(ids: list[str], deployments: list[dict[str, Any]] | None) -> str:
+    """`<id> (started 12s ago, step 1/2), ...` (`deployments`: /v2/deployments, when it answered)."""
     by_id = {d.get("id"): d for d in deployments or []}
     ages = []
     for dep_id in ids:
         dep = by_id.get(dep_id) or {}
         step = f"{dep.get('currentStep', '?')}/{dep.get('totalSteps', '?')}"
         ages.append(f"{dep_id} ({deployment_age(dep.get('version'))}, step {step})")
+    return ", ".join(ages) or "unknown"
+
+
+def locked_message(app_id: str, ids: list[str], deployments: list[dict[str, Any]] | None) -> str:
+    """Names the deployments holding the app, with their age and step."""
     return (
-        f"{app_id} is locked by running deployment(s) {', '.join(ages) or 'unknown'}; "
+        f"{app_id} is locked by running deployment(s) {describe_deployments(ids, deployments)}; "
         "wait for it, or roll it back, or pass --force to cancel it (never the default)"
+    )
+
+
+def still_deploying_message(app_id: str, env_name: str, ids: list[str], deployments: list[dict[str, Any]] | None
+                            ) -> str:
+    """A definition that is still being deployed is never "unchanged": say who is deploying it."""
+    return (
+        f"{app_id} is still being deployed to this very definition by deployment(s) "
+        f"{describe_deployments(ids, deployments)}, which deploykit did not start; it is not unchanged until "
+        f"that ends. Wait for it (`deploykit status {app_id} --env {env_name}`) and deploy again"
     )
 
 
