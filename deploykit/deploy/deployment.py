@@ -18,7 +18,8 @@ from deploykit import watch as w
 from deploykit.clients.locks import Holder, LockHeld
 from deploykit.deploy import orphans
 from deploykit.deploy.history_store import record_history
-from deploykit.deploy.inputs import DeployOptions, Prepared, Target, app_config_prefix, prepare
+from deploykit.deploy.inputs import DeployOptions, Prepared, app_config_prefix, prepare
+from deploykit.deploy.messages import follow_hint, locked_message, still_deploying_message
 from deploykit.deploy.report import (
     ConfigReport,
     DeployFailure,
@@ -31,14 +32,11 @@ from deploykit.deploy.report import (
     RollbackFailure,
     RollbackReport,
     as_reported,
-    follow_hint,
-    locked_message,
     scrub_error,
-    still_deploying_message,
 )
 from deploykit.deploy.watching import Rollout, Stop, put_and_watch
 from deploykit.deploy.wiring import Clients, connected
-from deploykit.errors import DeployKitError, InternalError, Problem, ValidationError
+from deploykit.errors import DeployKitError, InternalError
 
 if TYPE_CHECKING:
     from deploykit.clients.consul import ConsulClient
@@ -74,23 +72,6 @@ def deploy(
             return run.deploy(prep).to_dict()
     except DeployKitError as exc:
         raise scrub_error(exc, prep.secret_values()) from None
-
-
-def rollback(
-    target: Target,
-    *,
-    to_version: str | None = None,
-    opts: DeployOptions | None = None,
-    clients: Clients | None = None,
-    progress: ProgressFn | None = None,
-    stop: Stop | None = None,
-) -> dict:
-    """`deploykit rollback`: PUT an earlier version (default: the newest that differs) and watch it."""
-    opts = opts or DeployOptions(app_path="", env_name=target.environment.name)
-    report = DeployReport(target.app_id, target.environment.name)
-    with connected(target.environment, clients=clients) as wired:
-        run = Deployment(wired, opts, report, target.app_id, target.environment, progress=progress, stop=stop)
-        return run.roll_back_to(target, to_version).to_dict()
 
 
 def plan_for(prep: Prepared, consul: ConsulClient, current: dict | None) -> planmod.Plan:
@@ -180,7 +161,7 @@ class Deployment:
             self.report.failure = Failure("lock_lost", str(exc))
             raise as_reported(exc, self.report) from None
 
-    def _take_lock(self) -> Holder | None:
+    def take_lock(self) -> Holder | None:
         """Acquire within --lock-timeout; a holder that is gone (killed) is waited out, however long
         --lock-timeout is, up to its session's expiry. Returns that gone holder, if any."""
         lock = self._lock = self.clients.lock_factory(self.app_id)
@@ -211,7 +192,7 @@ class Deployment:
         self.report.versions.from_ = current.get("version") if current else None
         return current, plan
 
-    def _refuse_running(self, current: dict | None) -> None:
+    def refuse_running(self, current: dict | None) -> None:
         running = running_deployments(current)
         if running and not self.opts.force:
             raise DeployLocked(locked_message(self.app_id, running, self.deployments_or_none()),
@@ -254,7 +235,7 @@ class Deployment:
         lock = self.clients.lock_factory(prep.app_id)
         report.lock = LockReport(lock.name, type(lock).__name__)
         try:
-            gone = self._take_lock()
+            gone = self.take_lock()
         except DeployKitError as exc:
             holder = exc.holder if isinstance(exc, LockHeld) else None
             report.lock.holder = holder.to_dict() if holder else None
@@ -296,7 +277,7 @@ class Deployment:
         if plan.unchanged:
             raise DeployLocked(still_deploying_message(self.app_id, self.report.environment, running,
                                                        self.deployments_or_none()), self.report.finish("locked"))
-        self._refuse_running(current)
+        self.refuse_running(current)
         return None
 
     def _locked_deploy(self, prep: Prepared) -> DeployReport:
@@ -314,7 +295,7 @@ class Deployment:
             if left == [orphan.deployment_id]:
                 force = True  # it failed with nothing to roll back to (a new app): ours replaces it
             elif left:
-                self._refuse_running(current)
+                self.refuse_running(current)
             orphan = None
 
         # config first: if Consul fails, Marathon is never touched
@@ -422,69 +403,3 @@ class Deployment:
             self.report.config.gc_deleted = list(consul.gc_config(prep.app_prefix, keep, referenced) or [])
         except DeployKitError as exc:
             self.report.errors.append(f"config GC skipped: {exc}")
-
-    # ----------------------------------------------------------------------- `deploykit rollback`
-    def roll_back_to(self, target: Target, to_version: str | None) -> DeployReport:
-        report, marathon = self.report, self.clients.marathon
-        try:
-            current = marathon.get_app(target.app_id)
-        except DeployKitError as exc:
-            raise as_reported(exc, report) from None
-        if current is None:
-            raise ValidationError([Problem(None, "APP", f"Marathon has no app {target.app_id}")])
-        report.versions.from_ = current.get("version")
-        try:
-            self._take_lock()
-        except DeployKitError as exc:
-            raise as_reported(exc, report) from None
-        lock = self.lock
-        try:
-            chosen, definition = rollback_target(marathon, target.app_id, current, to_version)
-            report.rollback_to = chosen
-            cfg_hash = missing_config(self.clients.consul, app_config_prefix(target.environment, target.app_id),
-                                      definition)
-            if cfg_hash:
-                raise ValidationError(
-                    [Problem(None, "--to", f"version {chosen} needs config {cfg_hash}, which is gone from Consul",
-                             "deploy that version's app.yaml again instead")]
-                )
-            self._refuse_running(current)
-            timeout = self.opts.timeout or w.default_timeout(definition)
-            report.timings.timeout_budget_seconds = timeout
-            rollout = put_and_watch(self, definition, timeout, force=self.opts.force, phase="deploy")
-            if rollout.outcome.ok:
-                report.versions.to = rollout.version
-                report.finish("success")
-                record_history(self.clients.consul, report, lock, result=f"rollback to {chosen}")
-                return report
-            report.failure = Failure.of(rollout.outcome)
-            record_history(self.clients.consul, report, lock, result=f"rollback to {chosen} failed")
-            raise RollbackFailure(
-                f"rollback to {chosen} failed: {rollout.outcome.message}. A human is needed. "
-                f"{follow_hint(target.environment.name, target.app_id, rollout.deployment_id)}",
-                report.finish("failed"),
-            )
-        finally:
-            lock.release()
-
-
-def _same_definition(a: dict, b: dict) -> bool:
-    return planmod.make_plan(planmod.definition(a), planmod.definition(b)).unchanged
-
-
-def rollback_target(marathon: MarathonClient, app_id: str, current: dict, to_version: str | None
-                     ) -> tuple[str, dict]:
-    versions = marathon.app_versions(app_id)
-    if to_version:
-        doc = marathon.app_version(app_id, to_version)
-        if doc is None:
-            hint = f"known: {', '.join(versions[:5])}" if versions else "see `deploykit history`"
-            raise ValidationError([Problem(None, "--to", f"Marathon has no version {to_version} of {app_id}", hint)])
-        return to_version, planmod.definition(doc)
-    for version in versions:
-        if version == current.get("version"):
-            continue
-        doc = marathon.app_version(app_id, version)
-        if doc and not _same_definition(doc, current):
-            return version, planmod.definition(doc)
-    raise ValidationError([Problem(None, "APP", f"{app_id} has no earlier version that differs from the current one")])

@@ -23,12 +23,12 @@ from deploykit import labels as L
 from deploykit import plan as planmod
 from deploykit import watch as w
 from deploykit.deploy.history_store import history_key, record_history
+from deploykit.deploy.messages import deployment_age
 from deploykit.deploy.report import (
     DeployFailure,
     DeployReport,
     OrphanReport,
     RollbackFailure,
-    deployment_age,
 )
 from deploykit.deploy.watching import watch_existing
 from deploykit.errors import DeployKitError, ValidationError
@@ -85,7 +85,7 @@ def deployment_client(lock: DeployLock, app: dict) -> dict[str, Any]:
 
 def earlier_definition(run: Deployment, current: dict) -> tuple[str | None, dict | None]:
     """The newest earlier version that differs from the current one (what served before it)."""
-    from deploykit.deploy.deployment import rollback_target
+    from deploykit.deploy.revert import rollback_target
 
     try:
         return rollback_target(run.clients.marathon, run.app_id, current, None)

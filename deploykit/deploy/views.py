@@ -10,8 +10,8 @@ from deploykit import watch as w
 from deploykit.deploy.deployment import plan_for
 from deploykit.deploy.history_store import read_history
 from deploykit.deploy.inputs import DeployOptions, Target, prepare
+from deploykit.deploy.messages import deployment_age
 from deploykit.deploy.orphans import deployment_client
-from deploykit.deploy.report import deployment_age
 from deploykit.deploy.wiring import Clients, connected
 from deploykit.errors import DeployKitError
 

@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING
 from deploykit import watch as w
 from deploykit.clients.marathon import MarathonLocked
 from deploykit.clients.marathon_events import Connected
+from deploykit.deploy.messages import follow_hint, locked_message
 from deploykit.deploy.report import (
     DeployInterrupted,
     DeployLocked,
     Failure,
     as_reported,
-    follow_hint,
-    locked_message,
 )
 from deploykit.errors import DeployKitError
 

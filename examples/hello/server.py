@@ -16,7 +16,6 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
 STARTED = time.monotonic()
 
 
