@@ -36,7 +36,7 @@ from deploykit.deploy.report import (
 )
 from deploykit.deploy.watching import Rollout, Stop, put_and_watch
 from deploykit.deploy.wiring import Clients, connected
-from deploykit.errors import DeployKitError, InternalError
+from deploykit.errors import DeployKitError, InternalError, Problem, ValidationError
 
 if TYPE_CHECKING:
     from deploykit.clients.consul import ConsulClient
