@@ -235,6 +235,8 @@ def status(app, env_name, env_dir, output, junit_path):
             con.print(f"  {version}: {c['healthy']}/{c['running']} healthy")
         for dep in doc["deployments"]:
             con.print(f"  deployment {dep['id']}: {dep['age']}, step {dep['step']} {', '.join(dep['actions'])}")
+            if dep.get("client"):
+                con.print(f"    {dep['client']['message']}")
         failure = doc.get("last_task_failure")
         if failure:
             con.print(f"  last task failure: {failure.get('state')} {failure.get('message', '')}")

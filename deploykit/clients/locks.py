@@ -9,6 +9,11 @@ TTL session — either way a crashed or SIGKILLed deployer cannot leave a stale 
 behind (the problem Helm's `pending-upgrade` has). The holder's identity (user, host, pid,
 $BUILD_URL, start time) is stored with the lock and shown to whoever waits or gives up.
 
+A killed holder: its lock lives on until its session expires (the ZooKeeper session timeout,
+or up to twice the Consul session TTL). `Holder.gone()` tells, on the holder's own host,
+that its process no longer runs, so the message says the holder is gone and the deploy waits
+that bound out (`expiry_bound()`) instead of failing on a lock nobody really holds.
+
 Losing the lock: kazoo's `Lock.is_acquired` stays True after the session is lost, so we
 listen to the connection state ourselves. SUSPENDED means "maybe lost": `check()` waits a
 moment for a reconnect, then gives up; LOST (session expired) is final. The deploy calls
@@ -26,10 +31,12 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from deploykit.durations import parse_go_duration
 from deploykit.errors import DeployKitError, LockedError, UnreachableError
 
 log = logging.getLogger(__name__)
@@ -83,18 +90,58 @@ class Holder:
         text = f"{self.user}@{self.host} (pid {self.pid}) since {self.started_at}"
         if self.build_url:
             text += f", {self.build_url}"
+        if self.gone():
+            text += f"; that process is gone (pid {self.pid} no longer runs on {self.host})"
         return text
 
+    def gone(self) -> bool:
+        """True when the holder ran on this host and that process no longer runs (pid gone, a zombie,
+        or reused by a later process). False when it runs, or when that cannot be told from here."""
+        if self.host != socket.gethostname() or self.pid <= 0:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # another user's process: it exists
+        stat = _proc_stat(self.pid)
+        if stat is None:
+            return False
+        state, started = stat
+        if state in ("Z", "X"):
+            return True
+        try:
+            since = datetime.fromisoformat(self.started_at).timestamp()
+        except ValueError:
+            return False
+        return started > since + 1.0  # the pid now belongs to a process started after the holder
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-class LockHeld(LockedError):
-    """Someone else holds the deploy lock; `holder` says who (None if unreadable)."""
+def _proc_stat(pid: int) -> tuple[str, float] | None:
+    """(state letter, start time as a Unix timestamp) of a Linux process; None where /proc cannot say."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        with open("/proc/stat") as fh:
+            btime = next(float(line.split()[1]) for line in fh if line.startswith("btime "))
+        return fields[0], btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
-    def __init__(self, message: str, holder: Holder | None):
+
+class LockHeld(LockedError):
+    """Someone else holds the deploy lock; `holder` says who (None if unreadable).
+
+    `expires_within`: when the holder is gone, the longest its session can keep the lock.
+    """
+
+    def __init__(self, message: str, holder: Holder | None, expires_within: float | None = None):
         super().__init__(message)
         self.holder = holder
+        self.expires_within = expires_within
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "holder": self.holder.to_dict() if self.holder else None}
@@ -119,6 +166,24 @@ class DeployLock(Protocol):
 
     def release(self) -> None: ...
 
+    def current_holder(self) -> Holder | None:
+        """Who holds the lock now (None: nobody, or unreadable); never takes it."""
+        ...
+
+    def expiry_bound(self) -> float:
+        """The longest (seconds) a killed holder's session keeps the lock."""
+        ...
+
+
+def _held_error(name: str, holder: Holder | None, timeout: float, bound: Callable[[], float]) -> LockHeld:
+    if holder is None:
+        return LockHeld(f"deploy lock {name} is held by an unknown holder (waited {timeout:g}s)", None)
+    if holder.gone():
+        within = bound()
+        return LockHeld(f"deploy lock {name} is held by {holder.describe()}; its session expires within "
+                        f"{within:g}s (waited {timeout:g}s)", holder, within)
+    return LockHeld(f"deploy lock {name} is held by {holder.describe()} (waited {timeout:g}s)", holder)
+
 
 def lock_name(env_name: str, app_id: str) -> str:
     """`<env>/<app id without leading slash>`: one lock per environment and app."""
@@ -129,8 +194,9 @@ class ZkDeployLock:
     """kazoo's Lock recipe under `<lock_root>/<env>/<app id>`; the node data is the holder JSON."""
 
     def __init__(self, client: Any, lock_root: str, env_name: str, app_id: str, holder: Holder,
-                 suspend_grace: float = 5.0):
+                 suspend_grace: float = 5.0, session_timeout: float = 10.0):
         self._client = client
+        self._session_timeout = session_timeout  # what deploykit's clients ask for (clients.zk.connect)
         self.name = lock_name(env_name, app_id)
         self.path = f"{lock_root.rstrip('/')}/{self.name}"
         self.holder = holder
@@ -172,10 +238,13 @@ class ZkDeployLock:
         except Exception as exc:
             raise translate(exc, f"taking the deploy lock {self.path}") from None
         if not got:
-            holder = self.current_holder()
-            who = holder.describe() if holder else "an unknown holder"
-            raise LockHeld(f"deploy lock {self.name} is held by {who} (waited {timeout:g}s)", holder)
+            raise _held_error(self.name, self.current_holder(), timeout, self.expiry_bound)
         self._held = True
+
+    def expiry_bound(self) -> float:
+        # ZooKeeper expires a silent session after its negotiated timeout (the one requested, within the
+        # server's 2..20 ticks); a margin covers the server noticing and the node's deletion reaching us.
+        return self._session_timeout + 5.0
 
     @property
     def lost(self) -> str | None:
@@ -256,9 +325,7 @@ class ConsulDeployLock:
                 if self._consul.acquire(self.key, self._session, self.holder.to_json().encode()):
                     break
                 if time.monotonic() >= deadline:
-                    holder = self.current_holder()
-                    who = holder.describe() if holder else "an unknown holder"
-                    raise LockHeld(f"deploy lock {self.name} is held by {who} (waited {timeout:g}s)", holder)
+                    raise _held_error(self.name, self.current_holder(), timeout, self.expiry_bound)
                 time.sleep(self._poll)
                 self._consul.session_renew(self._session)
         except BaseException:
@@ -267,6 +334,16 @@ class ConsulDeployLock:
         self._last_renew = time.monotonic()
         self._thread = threading.Thread(target=self._renew_loop, name="deploykit-lock-renew", daemon=True)
         self._thread.start()
+
+    def expiry_bound(self) -> float:
+        """Consul invalidates a session up to twice its TTL after the last renewal (the holder's own TTL)."""
+        ttl = self.ttl
+        with contextlib.suppress(DeployKitError, ValueError, TypeError, AttributeError):
+            entry = self._consul.get(self.key, with_meta=True)
+            info = self._consul.session_info(entry["Session"]) if entry and entry.get("Session") else None
+            if info and info.get("TTL"):
+                ttl = parse_go_duration(info["TTL"])
+        return 2 * ttl + 2.0
 
     def _renew_loop(self) -> None:
         interval = max(0.2, self.ttl / 3)

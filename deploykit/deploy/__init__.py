@@ -8,6 +8,8 @@ One module per job:
 - `inputs`: every check that needs no network (`prepare`, `resolve_target`), all problems at once;
 - `wiring`: the Marathon, Consul and lock clients of an environment (`connected`, a context manager);
 - `deployment`: the deploy/rollback state machine (`Deployment`), `deploy()` and `rollback()`;
+- `revert`: `deploykit rollback` (an earlier version, PUT and watched like a deploy);
+- `orphans`: deployments left by a deploy client that is gone (killed): adopted or seen through;
 - `watching`: PUT and wait, the I/O loop that feeds deploykit/watch.py;
 - `report`: `DeployReport`, what `--output json` promises, and the errors that carry it;
 - `history_store`: how each version ended, kept in Consul;
@@ -27,7 +29,7 @@ Ordering is the safety argument:
 7. Old config versions are garbage-collected, keeping every hash a known version uses.
 """
 
-from deploykit.deploy.deployment import Deployment, deploy, plan_for, referenced_config_hashes, rollback
+from deploykit.deploy.deployment import Deployment, deploy, plan_for, referenced_config_hashes
 from deploykit.deploy.history_store import HISTORY_PREFIX, history_key, read_history, record_history
 from deploykit.deploy.inputs import DeployOptions, Prepared, Target, prepare, resolve_target
 from deploykit.deploy.report import (
@@ -39,6 +41,7 @@ from deploykit.deploy.report import (
     Unreachable,
     scrub_error,
 )
+from deploykit.deploy.revert import rollback
 from deploykit.deploy.views import diff, history, status
 from deploykit.deploy.watching import WATCH_EVENTS, Stop
 from deploykit.deploy.wiring import Clients, connected

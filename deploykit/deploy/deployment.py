@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, NoReturn
 from deploykit import labels as L
 from deploykit import plan as planmod
 from deploykit import watch as w
-from deploykit.clients.locks import LockHeld
+from deploykit.clients.locks import Holder, LockHeld
+from deploykit.deploy import orphans
 from deploykit.deploy.history_store import record_history
-from deploykit.deploy.inputs import DeployOptions, Prepared, Target, app_config_prefix, prepare
+from deploykit.deploy.inputs import DeployOptions, Prepared, app_config_prefix, prepare
+from deploykit.deploy.messages import follow_hint, locked_message, still_deploying_message
 from deploykit.deploy.report import (
     ConfigReport,
     DeployFailure,
@@ -30,8 +32,6 @@ from deploykit.deploy.report import (
     RollbackFailure,
     RollbackReport,
     as_reported,
-    follow_hint,
-    locked_message,
     scrub_error,
 )
 from deploykit.deploy.watching import Rollout, Stop, put_and_watch
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from deploykit.clients.consul import ConsulClient
     from deploykit.clients.locks import DeployLock
     from deploykit.clients.marathon import MarathonClient
+    from deploykit.envs import Environment
 
 ProgressFn = Callable[[str, dict], None]
 
@@ -67,27 +68,10 @@ def deploy(
     report.force = opts.force
     try:
         with connected(prep.environment, environ, clients=clients) as wired:
-            run = Deployment(wired, opts, report, prep.app_id, progress=progress, stop=stop)
+            run = Deployment(wired, opts, report, prep.app_id, prep.environment, progress=progress, stop=stop)
             return run.deploy(prep).to_dict()
     except DeployKitError as exc:
         raise scrub_error(exc, prep.secret_values()) from None
-
-
-def rollback(
-    target: Target,
-    *,
-    to_version: str | None = None,
-    opts: DeployOptions | None = None,
-    clients: Clients | None = None,
-    progress: ProgressFn | None = None,
-    stop: Stop | None = None,
-) -> dict:
-    """`deploykit rollback`: PUT an earlier version (default: the newest that differs) and watch it."""
-    opts = opts or DeployOptions(app_path="", env_name=target.environment.name)
-    report = DeployReport(target.app_id, target.environment.name)
-    with connected(target.environment, clients=clients) as wired:
-        run = Deployment(wired, opts, report, target.app_id, progress=progress, stop=stop)
-        return run.roll_back_to(target, to_version).to_dict()
 
 
 def plan_for(prep: Prepared, consul: ConsulClient, current: dict | None) -> planmod.Plan:
@@ -144,15 +128,23 @@ def referenced_config_hashes(marathon: MarathonClient, app_id: str, limit: int =
 class Deployment:
     """One `deploy` or `rollback` run of one app: its clients, options, lock and report."""
 
-    def __init__(self, clients: Clients, opts: DeployOptions, report: DeployReport, app_id: str, *,
-                 progress: ProgressFn | None = None, stop: Stop | None = None) -> None:
+    def __init__(self, clients: Clients, opts: DeployOptions, report: DeployReport, app_id: str,
+                 environment: Environment, *, progress: ProgressFn | None = None, stop: Stop | None = None) -> None:
         self.clients = clients
         self.opts = opts
         self.report = report
         self.app_id = app_id
+        self.environment = environment
         self.progress = progress or _quiet
         self.stop = stop or Stop()
         self._lock: DeployLock | None = None
+
+    def sibling(self, report: DeployReport, opts: DeployOptions) -> Deployment:
+        """Another run on the same app under the same lock (seeing a gone client's deployment through)."""
+        other = Deployment(self.clients, opts, report, self.app_id, self.environment, progress=self.progress,
+                           stop=self.stop)
+        other._lock = self._lock
+        return other
 
     # ----------------------------------------------------------------------- shared steps
     @property
@@ -168,6 +160,20 @@ class Deployment:
         except DeployKitError as exc:
             self.report.failure = Failure("lock_lost", str(exc))
             raise as_reported(exc, self.report) from None
+
+    def take_lock(self) -> Holder | None:
+        """Acquire within --lock-timeout; a holder that is gone (killed) is waited out, however long
+        --lock-timeout is, up to its session's expiry. Returns that gone holder, if any."""
+        lock = self._lock = self.clients.lock_factory(self.app_id)
+        try:
+            lock.acquire(self.opts.lock_timeout)
+            return None
+        except LockHeld as exc:
+            if exc.expires_within is None or exc.holder is None:
+                raise
+            self.progress("lock", {"message": f"{exc}; waiting for it to expire"})
+            lock.acquire(exc.expires_within)
+            return exc.holder
 
     def deployments_or_none(self) -> list[dict] | None:
         try:
@@ -186,7 +192,7 @@ class Deployment:
         self.report.versions.from_ = current.get("version") if current else None
         return current, plan
 
-    def _refuse_running(self, current: dict | None) -> None:
+    def refuse_running(self, current: dict | None) -> None:
         running = running_deployments(current)
         if running and not self.opts.force:
             raise DeployLocked(locked_message(self.app_id, running, self.deployments_or_none()),
@@ -221,21 +227,27 @@ class Deployment:
         if self.opts.dry_run:
             report.lines = plan.lines()
             return report.finish("dry_run")
-        if plan.unchanged and (plan.config is None or plan.config.exists):
-            return self._unchanged(current)
+        if plan.unchanged and (plan.config is None or plan.config.exists) and not running_deployments(current):
+            return self._unchanged()
 
         self.progress("lock", {"what": f"{prep.environment.name}{prep.app_id}"})
         t_lock = time.monotonic()
-        lock = self._lock = self.clients.lock_factory(prep.app_id)
+        lock = self.clients.lock_factory(prep.app_id)
         report.lock = LockReport(lock.name, type(lock).__name__)
         try:
-            lock.acquire(self.opts.lock_timeout)
+            gone = self.take_lock()
         except DeployKitError as exc:
             holder = exc.holder if isinstance(exc, LockHeld) else None
             report.lock.holder = holder.to_dict() if holder else None
+            if isinstance(exc, LockHeld) and plan.unchanged:  # never "unchanged" while still being deployed
+                exc = LockHeld(f"{prep.app_id} is still being deployed to this very definition (deployment(s) "
+                               f"{', '.join(running_deployments(current))}); {exc}", exc.holder, exc.expires_within)
             raise as_reported(exc, report) from None
+        lock = self.lock
         report.timing("lock_seconds", time.monotonic() - t_lock)
         report.lock.holder = lock.holder.to_dict()
+        if gone is not None:
+            report.lock.gone_holder = gone.to_dict()
         try:
             self._locked_deploy(prep)
         except DeployKitError as exc:
@@ -248,23 +260,43 @@ class Deployment:
         finally:
             lock.release()
 
-    def _unchanged(self, current: dict | None) -> DeployReport:
-        """Nothing to PUT. A deployment still rolling toward this very definition is pointed out."""
-        running = running_deployments(current)
-        message = "nothing to change; no deployment created"
-        if running:
-            note = f"a deployment to this definition is still running: {', '.join(running)}"
-            self.report.errors.append(note)
-            message += f" ({note})"
-        self.progress("unchanged", {"message": message})
+    def _unchanged(self) -> DeployReport:
+        """Nothing to PUT, and no deployment running (one still running is never "unchanged")."""
+        self.progress("unchanged", {"message": "nothing to change; no deployment created"})
         self.report.versions.to = self.report.versions.from_
         return self.report.finish("unchanged")
+
+    def _unattended(self, current: dict | None, plan: planmod.Plan) -> orphans.Orphan | None:
+        """A running deployment under our lock: a gone client's (returned), or someone else's (exit 3)."""
+        running = running_deployments(current)
+        if not running or (self.opts.force and not plan.unchanged):
+            return None  # nothing running, or --force: our PUT cancels it
+        orphan = orphans.find_orphan(current, running)
+        if orphan is not None:
+            return orphan
+        if plan.unchanged:
+            raise DeployLocked(still_deploying_message(self.app_id, self.report.environment, running,
+                                                       self.deployments_or_none()), self.report.finish("locked"))
+        self.refuse_running(current)
+        return None
 
     def _locked_deploy(self, prep: Prepared) -> DeployReport:
         report = self.report
         current, plan = self._current(prep)  # someone may have deployed while we waited for the lock
-        self._refuse_running(current)
+        orphan = self._unattended(current, plan)
         self._refuse_route_conflicts(prep)
+        force = self.opts.force
+        if orphan is None:
+            orphans.note_unrecorded(self, current)
+        elif not plan.unchanged:
+            orphans.outwait(self, orphan, current)  # settle it, then deploy ours on top
+            current, plan = self._current(prep)
+            left = running_deployments(current)
+            if left == [orphan.deployment_id]:
+                force = True  # it failed with nothing to roll back to (a new app): ours replaces it
+            elif left:
+                self.refuse_running(current)
+            orphan = None
 
         # config first: if Consul fails, Marathon is never touched
         if prep.config_prefix and not (plan.config and plan.config.exists):
@@ -280,8 +312,10 @@ class Deployment:
         elif prep.config_prefix:
             report.config.written = False
 
+        if orphan is not None:  # our very definition is being deployed: adopt it
+            return orphans.see_through(self, orphan, current or {}, prep, "adopted")
         if plan.unchanged:
-            return self._unchanged(current)
+            return self._unchanged()
 
         previous = planmod.definition(current) if current else None
         timeout = self.opts.timeout or w.default_timeout(prep.desired)
@@ -289,21 +323,19 @@ class Deployment:
         report.timings.timeout_budget_seconds = timeout
         report.timings.rollback_budget_seconds = rb_timeout
         report.timings.fail_fast_budget_seconds = w.fail_fast_budget(prep.desired, self.opts.max_failures)
-        rollout = put_and_watch(self, put_body(prep.desired, current, plan), timeout, force=self.opts.force,
-                                phase="deploy")
+        rollout = put_and_watch(self, put_body(prep.desired, current, plan), timeout, force=force, phase="deploy")
         if rollout.outcome.ok:
             report.versions.to = rollout.version
-            self._gc(prep)
+            self.gc(prep)
             self.progress("done", {"message": rollout.outcome.message})
             return report.finish("success")
-        self._after_failure(prep, rollout, previous, rb_timeout)
+        self.after_failure(rollout, previous, rb_timeout)
 
-    def _after_failure(self, prep: Prepared, rollout: Rollout, previous: dict | None,
-                       rb_timeout: float | None) -> NoReturn:
+    def after_failure(self, rollout: Rollout, previous: dict | None, rb_timeout: float | None) -> NoReturn:
         """Our deployment failed: roll back to `previous`, unless that would be wrong or impossible."""
-        report, outcome = self.report, rollout.outcome
+        report, outcome, env_name = self.report, rollout.outcome, self.environment.name
         report.failure = Failure.of(outcome)
-        follow = follow_hint(prep.environment.name, prep.app_id, rollout.deployment_id)
+        follow = follow_hint(env_name, self.app_id, rollout.deployment_id)
         if outcome.reason == w.SUPERSEDED:
             # Someone else's deployment took the app over: rolling back would clobber theirs.
             report.rollback = RollbackReport(attempted=False, why="another deployment took over the app")
@@ -320,7 +352,7 @@ class Deployment:
                 f"{outcome.message}; not rolled back ({why}); the deployment is left as it is. {follow}",
                 report.finish("failed"),
             )
-        missing = missing_config(self.clients.consul, prep.app_prefix, previous)
+        missing = missing_config(self.clients.consul, app_config_prefix(self.environment, self.app_id), previous)
         if missing:
             report.rollback = RollbackReport(attempted=False, why=f"config version {missing} is gone from Consul")
             raise RollbackFailure(
@@ -346,7 +378,7 @@ class Deployment:
         if not back.outcome.ok:
             raise RollbackFailure(
                 f"{outcome.message}; the rollback to {report.versions.from_} failed too: {back.outcome.message}. "
-                f"A human is needed. {follow_hint(prep.environment.name, prep.app_id, back.deployment_id)}",
+                f"A human is needed. {follow_hint(env_name, self.app_id, back.deployment_id)}",
                 report.finish("rollback_failed"),
             )
         report.versions.to = back.version
@@ -355,7 +387,7 @@ class Deployment:
             report.finish("rolled_back"),
         )
 
-    def _gc(self, prep: Prepared) -> None:
+    def gc(self, prep: Prepared) -> None:
         """Delete old config versions, keeping the newest N and every hash a known version uses."""
         if not prep.config_hash:
             return
@@ -371,69 +403,3 @@ class Deployment:
             self.report.config.gc_deleted = list(consul.gc_config(prep.app_prefix, keep, referenced) or [])
         except DeployKitError as exc:
             self.report.errors.append(f"config GC skipped: {exc}")
-
-    # ----------------------------------------------------------------------- `deploykit rollback`
-    def roll_back_to(self, target: Target, to_version: str | None) -> DeployReport:
-        report, marathon = self.report, self.clients.marathon
-        try:
-            current = marathon.get_app(target.app_id)
-        except DeployKitError as exc:
-            raise as_reported(exc, report) from None
-        if current is None:
-            raise ValidationError([Problem(None, "APP", f"Marathon has no app {target.app_id}")])
-        report.versions.from_ = current.get("version")
-        lock = self._lock = self.clients.lock_factory(target.app_id)
-        try:
-            lock.acquire(self.opts.lock_timeout)
-        except DeployKitError as exc:
-            raise as_reported(exc, report) from None
-        try:
-            chosen, definition = _rollback_target(marathon, target.app_id, current, to_version)
-            report.rollback_to = chosen
-            cfg_hash = missing_config(self.clients.consul, app_config_prefix(target.environment, target.app_id),
-                                      definition)
-            if cfg_hash:
-                raise ValidationError(
-                    [Problem(None, "--to", f"version {chosen} needs config {cfg_hash}, which is gone from Consul",
-                             "deploy that version's app.yaml again instead")]
-                )
-            self._refuse_running(current)
-            timeout = self.opts.timeout or w.default_timeout(definition)
-            report.timings.timeout_budget_seconds = timeout
-            rollout = put_and_watch(self, definition, timeout, force=self.opts.force, phase="deploy")
-            if rollout.outcome.ok:
-                report.versions.to = rollout.version
-                report.finish("success")
-                record_history(self.clients.consul, report, lock, result=f"rollback to {chosen}")
-                return report
-            report.failure = Failure.of(rollout.outcome)
-            record_history(self.clients.consul, report, lock, result=f"rollback to {chosen} failed")
-            raise RollbackFailure(
-                f"rollback to {chosen} failed: {rollout.outcome.message}. A human is needed. "
-                f"{follow_hint(target.environment.name, target.app_id, rollout.deployment_id)}",
-                report.finish("failed"),
-            )
-        finally:
-            lock.release()
-
-
-def _same_definition(a: dict, b: dict) -> bool:
-    return planmod.make_plan(planmod.definition(a), planmod.definition(b)).unchanged
-
-
-def _rollback_target(marathon: MarathonClient, app_id: str, current: dict, to_version: str | None
-                     ) -> tuple[str, dict]:
-    versions = marathon.app_versions(app_id)
-    if to_version:
-        doc = marathon.app_version(app_id, to_version)
-        if doc is None:
-            hint = f"known: {', '.join(versions[:5])}" if versions else "see `deploykit history`"
-            raise ValidationError([Problem(None, "--to", f"Marathon has no version {to_version} of {app_id}", hint)])
-        return to_version, planmod.definition(doc)
-    for version in versions:
-        if version == current.get("version"):
-            continue
-        doc = marathon.app_version(app_id, version)
-        if doc and not _same_definition(doc, current):
-            return version, planmod.definition(doc)
-    raise ValidationError([Problem(None, "APP", f"{app_id} has no earlier version that differs from the current one")])

@@ -27,9 +27,10 @@ def history_key(env_name: str, app_id: str, version: str) -> str:
 
 
 def record_history(
-    consul: ConsulClient, report: DeployReport, lock: DeployLock, *, result: str | None = None
+    consul: ConsulClient, report: DeployReport, lock: DeployLock, *, result: str | None = None,
+    reason: str | None = None,
 ) -> None:
-    """Write the outcome of the version the run PUT (and of its rollback); `result` overrides the report's.
+    """Write the outcome of the version the run PUT (and of its rollback); `result`/`reason` override the report's.
 
     Skipped once the lock is lost: whoever holds it now may be writing their own outcome.
     """
@@ -41,7 +42,7 @@ def record_history(
         entries.append((report.deployed_version, {
             "result": result if result is not None else report.result,
             "deploymentId": report.deployment_id,
-            "reason": failure.reason if failure else None,
+            "reason": reason if reason is not None else (failure.reason if failure else None),
         }))
     rollback = report.rollback if report.has("rollback") else None
     if rollback is not None and rollback.version:

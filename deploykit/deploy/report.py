@@ -15,7 +15,6 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from deploykit.errors import EXIT_INTERRUPTED, DeployFailed, DeployKitError, LockedError, RollbackFailed
@@ -103,6 +102,7 @@ class LockReport:
     name: str
     kind: str
     holder: dict[str, Any] | None = None  # the lock's holder: us, or whoever kept us out
+    gone_holder: dict[str, Any] = UNSET  # a killed holder whose session we waited out
 
     def to_dict(self) -> dict[str, Any]:
         return _present(self)
@@ -143,6 +143,25 @@ class RollbackReport:
 
 
 @dataclass
+class OrphanReport:
+    """A deployment deploykit started whose client is gone (killed, or it ended and left it running).
+
+    action: "adopted" (same definition as ours: watched to the end as our own) or "waited" (seen
+    through, rolled back on failure, before ours was deployed).
+    """
+
+    deployment_id: str = field(metadata={"key": "deploymentId"})
+    version: str | None = None
+    deployed_by: str | None = None
+    age: str = ""
+    action: str = ""
+    result: str = UNSET  # "waited": how it ended
+
+    def to_dict(self) -> dict[str, Any]:
+        return _present(self)
+
+
+@dataclass
 class StreamReport:
     connects: int
     last_error: str | None
@@ -167,6 +186,7 @@ _KEYS = {
     "plan": "plan",
     "lines": "lines",
     "lock": "lock",
+    "orphan": "orphan",
     "deployed_version": "deployedVersion",
     "event_stream": "event_stream",
     "failure": "failure",
@@ -195,6 +215,7 @@ class DeployReport:
     plan: Plan
     lines: list[str]  # --dry-run: the plan for people
     lock: LockReport
+    orphan: OrphanReport  # a deployment left by a gone client that this run saw through
     deployed_version: str | None  # the version our PUT created
     event_stream: dict[str, StreamReport]  # per phase ("deploy", "rollback")
     failure: Failure
@@ -348,39 +369,3 @@ def scrub_error(exc: DeployKitError, secrets: list[str]) -> DeployKitError:
         if value is not None:
             setattr(exc, attr, json.loads(clean(json.dumps(value, default=str))))
     return exc
-
-
-# --------------------------------------------------------------------------- messages
-def follow_hint(env_name: str, app_id: str, dep_id: str | None) -> str:
-    """How to follow or undo a deployment the deploy leaves running."""
-    return (
-        f"Follow it with `deploykit status {app_id} --env {env_name}`; "
-        f"roll back with `deploykit rollback {app_id} --env {env_name}`"
-        + (f" (deployment {dep_id})" if dep_id else "")
-        + "."
-    )
-
-
-def locked_message(app_id: str, ids: list[str], deployments: list[dict[str, Any]] | None) -> str:
-    """Names the deployments holding the app, with their age and step (`deployments`: /v2/deployments)."""
-    by_id = {d.get("id"): d for d in deployments or []}
-    ages = []
-    for dep_id in ids:
-        dep = by_id.get(dep_id) or {}
-        step = f"{dep.get('currentStep', '?')}/{dep.get('totalSteps', '?')}"
-        ages.append(f"{dep_id} ({deployment_age(dep.get('version'))}, step {step})")
-    return (
-        f"{app_id} is locked by running deployment(s) {', '.join(ages) or 'unknown'}; "
-        "wait for it, or roll it back, or pass --force to cancel it (never the default)"
-    )
-
-
-def deployment_age(version: str | None) -> str:
-    """`started 12s ago` from a deployment's version timestamp."""
-    if not version:
-        return "age unknown"
-    try:
-        started = datetime.fromisoformat(version.replace("Z", "+00:00"))
-    except ValueError:
-        return "age unknown"
-    return f"started {int((datetime.now(timezone.utc) - started).total_seconds())}s ago"

@@ -10,8 +10,10 @@ from deploykit import watch as w
 from deploykit.deploy.deployment import plan_for
 from deploykit.deploy.history_store import read_history
 from deploykit.deploy.inputs import DeployOptions, Target, prepare
-from deploykit.deploy.report import deployment_age
+from deploykit.deploy.messages import deployment_age
+from deploykit.deploy.orphans import deployment_client
 from deploykit.deploy.wiring import Clients, connected
+from deploykit.errors import DeployKitError
 
 
 def diff(opts: DeployOptions, *, clients: Clients | None = None, environ: Mapping[str, str] | None = None) -> dict:
@@ -45,6 +47,7 @@ def status(target: Target, *, clients: Clients | None = None) -> dict:
         deployments = []
         ids = {d.get("id") for d in app.get("deployments") or []}
         if ids:
+            client = _deployment_client(wired, target.app_id, app)
             for dep in wired.marathon.deployments():
                 if dep.get("id") in ids:
                     deployments.append(
@@ -53,6 +56,7 @@ def status(target: Target, *, clients: Clients | None = None) -> dict:
                             "age": deployment_age(dep.get("version")),
                             "step": f"{dep.get('currentStep')}/{dep.get('totalSteps')}",
                             "actions": sorted({a.get("action", "?") for a in dep.get("currentActions") or []}),
+                            "client": client,
                         }
                     )
     has_health = bool(app.get("healthChecks"))
@@ -87,6 +91,18 @@ def status(target: Target, *, clients: Clients | None = None) -> dict:
         "deployments": deployments,
         "last_task_failure": app.get("lastTaskFailure"),
     }
+
+
+def _deployment_client(wired: Clients, app_id: str, app: dict) -> dict[str, Any]:
+    """Who watches the app's running deployment: a live deploy client, a gone one, or nobody deploykit knows."""
+    try:
+        lock = wired.lock_factory(app_id)
+    except DeployKitError as exc:
+        return {"state": "unknown", "holder": None, "message": f"the deploy lock cannot be read: {exc}"}
+    try:
+        return deployment_client(lock, app)
+    finally:
+        lock.release()
 
 
 def history(target: Target, *, clients: Clients | None = None, limit: int = 20) -> dict:

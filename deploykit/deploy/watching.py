@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING
 from deploykit import watch as w
 from deploykit.clients.marathon import MarathonLocked
 from deploykit.clients.marathon_events import Connected
+from deploykit.deploy.messages import follow_hint, locked_message
 from deploykit.deploy.report import (
     DeployInterrupted,
     DeployLocked,
     Failure,
     as_reported,
-    follow_hint,
-    locked_message,
 )
 from deploykit.errors import DeployKitError
 
@@ -105,29 +104,40 @@ def put_and_watch(run: Deployment, app: dict, timeout: float, *, force: bool, ph
                                run.report.finish("locked")) from None
         except DeployKitError as exc:
             raise as_reported(exc, run.report) from None
-        dep_id, version = result.get("deploymentId"), result.get("version")
-        if phase == "deploy":
-            run.report.deployment_id = dep_id
-            run.report.versions.to = version
-            run.report.deployed_version = version
-        else:
-            run.report.rollback_deployment_id = dep_id
-        spec = w.WatchSpec(
-            app_id=run.app_id,
-            deployment_id=dep_id or "",
-            version=version,
-            instances=int(app.get("instances", 1)),
-            has_health=bool(app.get("healthChecks")),
-            timeout=timeout,
-            max_failures=run.opts.max_failures,
-            max_health_failures=max(3, run.opts.max_failures * _max_consecutive(app)),
-        )
-        outcome = wait(run, w.DeploymentWatch(spec, started=t_put), q, phase)
-        if not outcome.ok and outcome.reason in (w.DEPLOYMENT_FAILED, w.VANISHED):
-            with contextlib.suppress(DeployKitError):
-                outcome = w.name_superseder(outcome, spec, marathon.deployments())
-        run.report.timing(f"{phase}_wait_seconds", time.monotonic() - t_put)
-        return Rollout(outcome, dep_id, version)
+        return _watch(run, q, app, result.get("deploymentId"), result.get("version"), timeout, phase, t_put)
+
+
+def watch_existing(run: Deployment, deployment_id: str, version: str | None, app: dict, timeout: float) -> Rollout:
+    """Wait for a deployment already running (one a gone client started) as if we had PUT `app` now."""
+    with subscribed(run, "deploy") as q:
+        run.check_lock()
+        return _watch(run, q, app, deployment_id, version, timeout, "deploy", time.monotonic())
+
+
+def _watch(run: Deployment, q: queue.Queue, app: dict, dep_id: str | None, version: str | None, timeout: float,
+           phase: str, started: float) -> Rollout:
+    if phase == "deploy":
+        run.report.deployment_id = dep_id
+        run.report.versions.to = version
+        run.report.deployed_version = version
+    else:
+        run.report.rollback_deployment_id = dep_id
+    spec = w.WatchSpec(
+        app_id=run.app_id,
+        deployment_id=dep_id or "",
+        version=version,
+        instances=int(app.get("instances", 1)),
+        has_health=bool(app.get("healthChecks")),
+        timeout=timeout,
+        max_failures=run.opts.max_failures,
+        max_health_failures=max(3, run.opts.max_failures * _max_consecutive(app)),
+    )
+    outcome = wait(run, w.DeploymentWatch(spec, started=started), q, phase)
+    if not outcome.ok and outcome.reason in (w.DEPLOYMENT_FAILED, w.VANISHED):
+        with contextlib.suppress(DeployKitError):
+            outcome = w.name_superseder(outcome, spec, run.clients.marathon.deployments())
+    run.report.timing(f"{phase}_wait_seconds", time.monotonic() - started)
+    return Rollout(outcome, dep_id, version)
 
 
 def _max_consecutive(app: dict) -> int:

@@ -1,7 +1,8 @@
 """hello: the tiny service deploykit's examples and tests deploy (stdlib only).
 
 GET /        -> "hello from <version>" (Marathon app version and Consul config prefix)
-GET /health  -> 200 "ok" (500 when HELLO_FAIL_HEALTH=1: the deploy tests' broken version)
+GET /health  -> 200 "ok" (500 when HELLO_FAIL_HEALTH=1: the deploy tests' broken version; 500 for the
+                first HELLO_HEALTHY_AFTER seconds: a slow but good version)
 GET /ready   -> 200 "ready"
 Port: $PORT0 (Marathon/devcluster), else the first argument, else 8080.
 Every answer carries X-Task-Id: $MESOS_TASK_ID (which task answered).
@@ -12,7 +13,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STARTED = time.monotonic()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -21,7 +25,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/health":
-            failing = os.environ.get("HELLO_FAIL_HEALTH") == "1"
+            warming = time.monotonic() - STARTED < float(os.environ.get("HELLO_HEALTHY_AFTER") or 0)
+            failing = os.environ.get("HELLO_FAIL_HEALTH") == "1" or warming
             self._reply(500 if failing else 200, "unhealthy\n" if failing else "ok\n")
         elif path == "/ready":
             self._reply(200, "ready\n")
