@@ -14,12 +14,13 @@ import re
 from typing import Any
 
 from deploykit.devcluster.errors import invalid_json, not_valid
+from deploykit.devcluster.util import NAME_MAX, app_state_name
 
 # Type specs: "string" | "number" | "integer" | "boolean" | "any" | "env" |
 # ("array", spec) | ("object", {field: spec}) | ("map", spec)
-_PORT_DEF = ("object", {"port": "integer", "name": "string", "protocol": "string", "labels": ("map", "string")})
+_PORT_DEF = ("object", {"port": "port", "name": "string", "protocol": "string", "labels": ("map", "string")})
 _PORT_MAPPING = ("object", {
-    "containerPort": "integer", "hostPort": "integer", "servicePort": "integer", "name": "string",
+    "containerPort": "port", "hostPort": "port", "servicePort": "port", "name": "string",
     "protocol": "string", "labels": ("map", "string"), "networkNames": ("array", "string"),
 })
 _HEALTH = ("object", {
@@ -51,7 +52,7 @@ APP_SPEC = ("object", {
     "instances": "integer", "cpus": "number", "mem": "number", "disk": "number", "gpus": "integer",
     "env": ("map", "env"), "labels": ("map", "string"), "constraints": ("array", ("array", "string")),
     "uris": ("array", "string"), "fetch": ("array", _FETCH), "storeUrls": ("array", "string"),
-    "portDefinitions": ("array", _PORT_DEF), "ports": ("array", "integer"), "requirePorts": "boolean",
+    "portDefinitions": ("array", _PORT_DEF), "ports": ("array", "port"), "requirePorts": "boolean",
     "backoffSeconds": "integer", "backoffFactor": "number", "maxLaunchDelaySeconds": "integer",
     "healthChecks": ("array", _HEALTH), "readinessChecks": ("array", _READINESS),
     "dependencies": ("array", "string"), "executor": "string",
@@ -63,7 +64,13 @@ APP_SPEC = ("object", {
 })
 KNOWN_FIELDS = set(APP_SPEC[1])
 
-_JS_NAMES = {"string": "jsstring", "number": "jsnumber", "integer": "jsnumber", "boolean": "jsboolean"}
+_JS_NAMES = {"string": "jsstring", "number": "jsnumber", "integer": "jsnumber", "port": "jsnumber",
+             "boolean": "jsboolean"}
+# Marathon's RAML integers are int32 (play-json's IntReads: "error.expected.int" outside it); ports are
+# numbers.AnyPort, 0-65535 ("error.min" / "error.max" from the generated readers).
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+PORT_MAX = 65535
+
 
 # Fields that only appear in responses; a client that PUTs back a GET body must not fail on them.
 RESPONSE_ONLY = {
@@ -91,17 +98,25 @@ def _type_errors(value: Any, spec: Any, path: str, out: list[dict]) -> None:
         err("error.expected.jsstring")
         return
     if isinstance(spec, str):
+        integer = isinstance(value, int) and not isinstance(value, bool)
         ok = {
             "string": isinstance(value, str),
             "boolean": isinstance(value, bool),
             "number": isinstance(value, (int, float)) and not isinstance(value, bool),
-            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "integer": integer,
+            "port": integer,
         }[spec]
         if not ok:
-            if spec == "integer" and isinstance(value, float) and not isinstance(value, bool):
+            if spec in ("integer", "port") and isinstance(value, float) and not isinstance(value, bool):
                 err("error.expected.int")
             else:
                 err(f"error.expected.{_JS_NAMES[spec]}")
+        elif integer and not INT32_MIN <= value <= INT32_MAX:
+            err("error.expected.int")
+        elif spec == "port" and value < 0:
+            err("error.min")
+        elif spec == "port" and value > PORT_MAX:
+            err("error.max")
         return
     kind, inner = spec
     if kind == "array":
@@ -143,8 +158,15 @@ def id_problems(app_id: str) -> list[str]:
     parts = [p for p in app_id.split("/") if p]
     if not parts:
         return ["Path must contain at least one path element"]
+    if any(p in (".", "..") for p in parts):
+        # Marathon's own wording lists "." and ".." as allowed: they are relative path elements, not names
+        return [PATH_ERROR, '"." and ".." are relative path elements (resolved against the parent group), not '
+                'names: give the absolute id, e.g. /shop/cart']
     if any(not _SEGMENT.match(p) for p in parts):
         return [PATH_ERROR]
+    stored = len(app_state_name(app_id))
+    if stored > NAME_MAX:
+        return [f"is too long to be stored: {stored} bytes as a file name (a slash counts 3), at most {NAME_MAX}"]
     return []
 
 

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 # failures inside the grace period are ignored anyway, so only time-to-healthy changes.
 EARLY_POLL = 0.25
 KEEP_SANDBOXES = 50
+# launches in flight (TASK_STAGING) per app at once; more wait for the next reconcile round
+MAX_STAGING_PER_APP = 16
 _CONDITION = {"TASK_STAGING": "Staging", "TASK_RUNNING": "Running", "TASK_KILLING": "Killing",
               "TASK_KILLED": "Killed", "TASK_FAILED": "Failed", "TASK_FINISHED": "Finished"}
 
@@ -200,6 +202,13 @@ class Scheduler:
 
     def _launch(self, rt: AppRuntime, app: dict, count: int) -> None:
         if time.monotonic() < rt.next_launch:
+            return
+        # Paced like Mesos offers pace Marathon: a few launches in flight per app at a time, so a huge
+        # `instances` grows the app step by step (and stops at the task port range) instead of building
+        # every missing task at once.
+        staging = sum(1 for t in rt.tasks.values() if t.state == "TASK_STAGING")
+        count = min(count, MAX_STAGING_PER_APP - staging)
+        if count <= 0:
             return
         specs = host_port_specs(app)
         service_ports = [p.get("servicePort", p.get("port", 0)) for p in specs]

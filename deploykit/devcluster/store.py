@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.parse
 from pathlib import Path
 
-from deploykit.devcluster.util import atomic_write_json, new_uuid
+from deploykit.devcluster.util import app_state_name, atomic_write_json, new_uuid
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ class AppStore:
         self.max_versions = max_versions
 
     def _path(self, app_id: str) -> Path:
-        return self.apps_dir / (urllib.parse.quote(app_id.strip("/"), safe="") + ".json")
+        return self.apps_dir / app_state_name(app_id)
 
     def load_all(self) -> dict[str, dict]:
         """{app id: {"current": def, "versions": {ts: def}}} for every stored app."""

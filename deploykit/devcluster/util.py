@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import time
+import urllib.parse
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,3 +89,12 @@ async def wait_or_timeout(aw, timeout: float):
         return True, fut.result()
     fut.cancel()
     return False, None
+
+
+# A file name's limit on Linux file systems (NAME_MAX): the store keeps one file per app.
+NAME_MAX = 255
+
+
+def app_state_name(app_id: str) -> str:
+    """The file name an app's definition and versions are stored under (one directory for all apps)."""
+    return urllib.parse.quote(app_id.strip("/"), safe="") + ".json"

@@ -102,3 +102,27 @@ def test_config_equal_and_capacity():
 @pytest.mark.parametrize("raw,norm", [("a", "/a"), ("/a/b/", "/a/b"), ("//a//b", "/a/b")])
 def test_normalize_id(raw, norm):
     assert appdef.normalize_id(raw) == norm
+
+
+def test_marathon_bounds_int32_and_ports():
+    """Issue 18 items 8 and 9: Marathon's RAML integers are int32 and ports 0-65535 (422, nothing stored)."""
+    msg, errs = errors_of({"id": "/big", "cmd": "x", "instances": 9223372036854775808})
+    assert msg == "Invalid JSON" and errs == {"/instances": ["error.expected.int"]}
+    assert appdef.parse_app({"id": "/big", "cmd": "x", "instances": 2**31 - 1})["instances"] == 2**31 - 1
+    _, errs = errors_of({"id": "/p", "cmd": "x", "portDefinitions": [{"port": 70000}, {"port": -1}]})
+    assert errs == {"/portDefinitions(0)/port": ["error.max"], "/portDefinitions(1)/port": ["error.min"]}
+    _, errs = errors_of({"id": "/p", "cmd": "x", "container": {"type": "DOCKER", "docker": {"image": "i"},
+                                                                "portMappings": [{"servicePort": 65536}]}})
+    assert errs == {"/container/portMappings(0)/servicePort": ["error.max"]}
+    _, errs = errors_of({"id": "/t", "cmd": "x", "taskKillGracePeriodSeconds": 2**31})
+    assert errs == {"/taskKillGracePeriodSeconds": ["error.expected.int"]}
+
+
+def test_ids_too_long_to_store_and_relative_elements():
+    msg, errs = errors_of({"id": "/" + "a" * 300, "cmd": "x"})
+    assert msg == "Object is not valid" and "too long" in errs["/id"][0]
+    nested = "/" + "/".join(["abcdefghij"] * 20)  # 200 characters, but each slash is stored as %2F
+    assert "too long" in errors_of({"id": nested, "cmd": "x"})[1]["/id"][0]
+    assert appdef.parse_app({"id": "/" + "a" * 240, "cmd": "x"})
+    _, errs = errors_of({"id": "/shop/../cart", "cmd": "x"})
+    assert any("relative path elements" in e and "not names" in e for e in errs["/id"])
