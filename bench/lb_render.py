@@ -91,7 +91,8 @@ def _command(path: Path, out: Path) -> Sample:
 def _incremental(path: Path, samples: int = 200) -> tuple[float, float, int]:
     """p50/p99 ms of apply_app + diff for one task replaced in one app, and the op count."""
     from deploykit.lb.changes import diff
-    from deploykit.lb.model import LbSettings, apply_app, build_model
+    from deploykit.lb.model import apply_app, build_model
+    from deploykit.lb.settings import LbSettings
 
     with open(path) as f:
         apps = json.load(f)["apps"]
@@ -117,8 +118,9 @@ def _structural(path: Path, samples: int = 20) -> float:
     """Median ms of one routing change (an app's vhost) -> apply_app + diff + full haproxy.cfg text, with a warm
     Renderer (only the changed backend is rendered again; the rest is cached text)."""
     from deploykit.lb.changes import diff
-    from deploykit.lb.model import LbSettings, apply_app, build_model
+    from deploykit.lb.model import apply_app, build_model
     from deploykit.lb.render import Renderer
+    from deploykit.lb.settings import LbSettings
 
     with open(path) as f:
         apps = json.load(f)["apps"]

@@ -19,7 +19,6 @@ Shape (supervisor-style, one thread acts):
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import logging
 import queue
@@ -34,6 +33,7 @@ from deploykit.lb import changes as lbchanges
 from deploykit.lb import model as lbmodel
 from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed, RuntimeResult, unbindable
 from deploykit.lb.metrics import Metrics
+from deploykit.lb.settings import LbSettings, settings_from_environment
 from deploykit.lb.source import Connected, Event, LeaderChanged, MarathonSource, ZkReconnected, apps_touched
 
 log = logging.getLogger("deploykit.lb")
@@ -108,7 +108,7 @@ class Daemon:
     def __init__(
         self,
         *,
-        settings: lbmodel.LbSettings,
+        settings: LbSettings,
         renderer,
         haproxy: HAProxy,
         source: MarathonSource,
@@ -234,10 +234,6 @@ class Daemon:
         if self._guard(new):
             return False
         ok = self._converge(new, None, t0)
-        # The model is large and long-lived: keep it out of the cyclic GC's scans, or a gen-2
-        # collection (tens of ms at 3,000 apps) lands inside some event's latency. It holds no
-        # reference cycles, so refcounting still frees it when the next model replaces it.
-        gc.freeze()
         if ok:
             self.status.last_sync_failed = False
             self.status.last_sync = time.time()
@@ -597,37 +593,6 @@ class JsonLineFormatter(logging.Formatter):
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str)
-
-
-def settings_from_environment(env, *, config_path: str | None = None, groups: tuple[str, ...] = ()):
-    """LbSettings from an Environment's `haproxy` section, with --haproxy-config / --group overrides.
-
-    Sockets and the state file default to the config's folder, so one path is enough for a
-    local run; the shipped defaults under /run and /var/lib apply only when the env names them.
-    """
-    section = env.haproxy.model_dump() if env is not None and env.haproxy is not None else {}
-    keep = {"config", "master_socket", "stats_socket", "groups", "http_port", "bind_address", "state_file",
-            "server_slots"}
-    mapping = {k: v for k, v in section.items() if k in keep and v is not None}
-    if mapping.get("bind_address") == "*":
-        mapping["bind_address"] = ""
-    if config_path:
-        mapping["config"] = config_path
-    base = Path(mapping.get("config") or "/etc/haproxy/haproxy.cfg")
-    folder = base.parent
-    if config_path or not mapping.get("master_socket"):
-        mapping.setdefault("master_socket", str(folder / "master.sock"))
-    if config_path:
-        mapping["master_socket"] = str(folder / "master.sock")
-        mapping["stats_socket"] = str(folder / "stats.sock")
-    mapping.setdefault("stats_socket", str(folder / "stats.sock"))
-    mapping.setdefault("state_file", str(folder / "server-state"))
-    if groups:
-        mapping["groups"] = list(groups)
-    # Absolute paths: HAProxy re-reads its files on every reload, from wherever it runs by then.
-    for key in ("config", "master_socket", "stats_socket", "state_file"):
-        mapping[key] = str(Path(mapping[key]).absolute())
-    return lbmodel.LbSettings.from_mapping(mapping, file=str(env.file) if env is not None else None)
 
 
 @dataclass

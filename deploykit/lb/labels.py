@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import NamedTuple
 
 from deploykit.labels import HAPROXY_GROUP
-from deploykit.records import Record
 
 BALANCE_ALGORITHMS = frozenset({"roundrobin", "static-rr", "leastconn", "first", "source", "random"})
 MODES = frozenset({"http", "tcp"})
@@ -45,7 +45,7 @@ class LabelError(ValueError):
     """A label value is invalid or unsafe; the app carrying it is not routed."""
 
 
-class Rejected(Record):
+class Rejected(NamedTuple):
     """An app left out of the routing model, and why (for the daemon's log and metric)."""
 
     app_id: str
@@ -53,7 +53,7 @@ class Rejected(Record):
     holder: str | None = None  # the app that keeps the contested route, for a route conflict
 
 
-class Ignored(Record):
+class Ignored(NamedTuple):
     """A label that has no effect (raw HAProxy snippets are never pasted into the config)."""
 
     app_id: str
@@ -61,7 +61,7 @@ class Ignored(Record):
     reason: str
 
 
-class CheckSpec(Record):
+class CheckSpec(NamedTuple):
     """HAProxy-side health check for one port (DEPLOYKIT_{n}_CHECK_* labels)."""
 
     path: str | None = None  # None: plain TCP connect check
@@ -70,7 +70,7 @@ class CheckSpec(Record):
     fall: int = DEFAULT_CHECK_FALL
 
 
-class PortLabels(Record):
+class PortLabels(NamedTuple):
     """Routing settings for port index `index` of an app, as the labels ask."""
 
     index: int
@@ -85,7 +85,7 @@ class PortLabels(Record):
     enabled: bool = True
 
 
-class AppLabels(Record):
+class AppLabels(NamedTuple):
     """Everything routing needs from an app's labels."""
 
     groups: tuple[str, ...]

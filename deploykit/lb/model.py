@@ -4,40 +4,28 @@ The model is the single source of truth for both the rendered haproxy.cfg and th
 API changes: backends have a fixed number of server slots (with headroom) and a task keeps
 its slot across updates, so scaling and task replacement become "set server" commands
 instead of reloads. Models are treated as immutable: updates build new objects and share
-unchanged backends, so `changes.diff` can skip them by identity. Records (NamedTuples; no pydantic,
-no dataclasses): this runs on every Marathon event for thousands of apps, and `deploykit lb render`
-is measured against json.load of its input, where importing dataclasses alone is a fifth of the budget.
+unchanged backends, so `changes.diff` can skip them by identity. NamedTuples, not pydantic models:
+this runs on every Marathon event for thousands of apps.
 """
 
 from __future__ import annotations
 
 import functools
-import gc
 import math
-import os.path
 import re
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
+from typing import Any, NamedTuple
 
-from deploykit.errors import Problem, ValidationError
-from deploykit.hints import did_you_mean
 from deploykit.lb import claims
 from deploykit.lb.labels import AppLabels, CheckSpec, Ignored, LabelError, PortLabels, Rejected, parse_labels
-from deploykit.records import Record
+from deploykit.lb.settings import LbSettings
 
-TYPE_CHECKING = False  # typing stays out of `lb render` (see deploykit.records)
-if TYPE_CHECKING:
-    from typing import Any
-
-# `lb render` is measured against json.load of its input (issue 8), so this module imports only what the
-# build needs: pathlib, ipaddress and difflib (~10 ms together on a slow core) stay out of that process.
-
-_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+_NO_CLAIMS: Mapping[tuple, str] = MappingProxyType({})
 
 __all__ = [
     "Backend",
     "HttpRoute",
-    "LbSettings",
     "PortFrontend",
     "RoutingModel",
     "Server",
@@ -48,88 +36,6 @@ __all__ = [
 ]
 
 
-class LbSettings(Record):
-    """Paths, ports and policies for the rendered haproxy.cfg; `extra` is passed to templates as-is."""
-
-    http_port: int = 80
-    bind_address: str = ""  # "" binds every address
-    config: str = "/etc/haproxy/haproxy.cfg"
-    master_socket: str = "/run/haproxy/master.sock"
-    stats_socket: str = "/run/haproxy/admin.sock"
-    state_file: str = "/var/lib/haproxy/server-state"
-    groups: tuple[str, ...] = ()  # empty: every app that has an HAPROXY_GROUP label
-    min_slots: int = 8  # server slots per backend, at least (room to scale without a reload)
-    headroom: float = 1.5  # slots >= next power of two of tasks * headroom
-    hard_stop_after: str = "30m"
-    mworker_max_reloads: int = 20
-    maxconn: int = 0  # 0: HAProxy derives it from the file-descriptor limit
-    timeout_connect: str = "5s"
-    timeout_client: str = "60s"
-    timeout_server: str = "60s"
-    timeout_check: str = "5s"
-    timeout_tunnel: str = "1h"
-    extra: Mapping[str, Any] = _NO_EXTRA  # read-only; from_mapping puts unknown keys here
-
-    @classmethod
-    def from_mapping(cls, section: dict | None, *, file: str | None = None, path: str = "haproxy") -> LbSettings:
-        """Build from an environment file's `haproxy` section, reporting every problem at once.
-
-        Keys this class does not know go to `extra` (other parts of the daemon and custom
-        templates read them), so the section can grow without breaking older deploykits.
-        """
-        section = {k: v for k, v in (section or {}).items() if v is not None}
-        if "server_slots" in section:  # the environment file's name for min_slots
-            section.setdefault("min_slots", section.pop("server_slots"))
-        if "state_file" not in section and isinstance(section.get("config"), str):
-            # next to haproxy.cfg: the daemon owns that folder, and it survives restarts
-            section["state_file"] = os.path.join(os.path.dirname(section["config"]), "server-state")
-        problems: list[Problem] = []
-        known = {name: default for name, default in cls._field_defaults.items() if name != "extra"}
-        kwargs: dict[str, Any] = {}
-        extra: dict[str, Any] = dict(section.pop("extra", None) or {})
-        for key, value in section.items():
-            if key not in known:
-                extra[key] = value
-                continue
-            default = known[key]
-            where = f"{path}.{key}"
-            if key == "groups":
-                if isinstance(value, str):
-                    value = [value]
-                if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
-                    problems.append(Problem(file, where, "must be a list of group names"))
-                    continue
-                kwargs[key] = tuple(sorted(set(value)))
-            elif isinstance(default, int):
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    problems.append(Problem(file, where, f"must be a non-negative whole number, got {value!r}"))
-                    continue
-                kwargs[key] = value
-            elif isinstance(default, float):
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1:
-                    problems.append(Problem(file, where, f"must be a number >= 1, got {value!r}"))
-                    continue
-                kwargs[key] = float(value)
-            else:
-                if not isinstance(value, str) or any(c.isspace() or c in "#\"'\\" for c in value):
-                    problems.append(Problem(file, where, f"must be text without spaces, quotes or '#', got {value!r}"))
-                    continue
-                kwargs[key] = value
-        for key in ("http_port",):
-            port = kwargs.get(key)
-            if port is not None and not 1 <= port <= 65535:
-                problems.append(Problem(file, f"{path}.{key}", f"{port} is not a TCP port (1..65535)"))
-        if kwargs.get("min_slots") == 0:
-            problems.append(Problem(file, f"{path}.min_slots", "must be at least 1"))
-        for key in list(extra):
-            hint = did_you_mean(key, known, cutoff=0.8, fallback=None)
-            if hint:
-                problems.append(Problem(file, f"{path}.{key}", "unknown key", hint=hint))
-        if problems:
-            raise ValidationError(problems)
-        return cls(extra=extra, **kwargs)
-
-
 # The model
 
 _APP_ID = re.compile(r"(?:/[a-z0-9](?:[a-z0-9.-]{0,126}[a-z0-9])?)+\Z")
@@ -138,7 +44,7 @@ _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
 _CONTAINER_NETWORK_MODES = frozenset({"container", "USER"})
 
 
-class Server(Record):
+class Server(NamedTuple):
     """A task in a backend slot. `draining`: Marathon is killing it; no new connections."""
 
     task_id: str
@@ -147,7 +53,7 @@ class Server(Record):
     draining: bool = False
 
 
-class Backend(Record):
+class Backend(NamedTuple):
     """One routed port of one app. `slots[i]` is HAProxy server `s{i+1}`; None is a spare slot."""
 
     name: str
@@ -170,7 +76,7 @@ class Backend(Record):
         return [(f"s{i + 1}", s) for i, s in enumerate(self.slots) if s is not None]
 
 
-class HttpRoute(Record):
+class HttpRoute(NamedTuple):
     """A rule of the shared http frontend: Host in `vhosts` (any host if empty) and path prefix -> backend."""
 
     backend: str
@@ -179,7 +85,7 @@ class HttpRoute(Record):
     redirect_to_https: bool = False
 
 
-class PortFrontend(Record):
+class PortFrontend(NamedTuple):
     """A frontend bound on an app's service port (tcp apps, and http apps without vhost)."""
 
     name: str
@@ -188,7 +94,7 @@ class PortFrontend(Record):
     backend: str
 
 
-class _PortRoute(Record):
+class _PortRoute(NamedTuple):
     backend: str
     index: int
     mode: str
@@ -196,7 +102,7 @@ class _PortRoute(Record):
     labels: PortLabels
 
 
-class AppState(Record):
+class AppState(NamedTuple):
     """What one app contributes, before conflicts between apps are resolved (kept for incremental updates)."""
 
     app_id: str
@@ -207,7 +113,7 @@ class AppState(Record):
     instances: int = 0  # what Marathon is asked to run: an app that wants tasks and has no server is starved
 
 
-class RoutingModel(Record):
+class RoutingModel(NamedTuple):
     """Everything haproxy.cfg and the Runtime API need. Immutable; updates share unchanged parts."""
 
     settings: LbSettings
@@ -225,7 +131,7 @@ class RoutingModel(Record):
     # host name -> IPv4/IPv6 address, injected by the daemon (the Runtime API's `set server addr` takes addresses only)
     resolve: Resolver | None = None
     # every granted port / host+path -> the app holding it; the next model keeps them with their holders
-    claims: Mapping[tuple, str] = _NO_EXTRA
+    claims: Mapping[tuple, str] = _NO_CLAIMS
 
     @property
     def health(self) -> dict[str, bool]:
@@ -291,26 +197,6 @@ def _address_kind(address: str) -> int:
 
 IPV4, IPV6, NAME = 1, 3, 2
 Resolver = Callable[[str], "str | None"]
-
-
-class paused_gc:  # lower case: used like a function, `with paused_gc():`
-    """Pause the cyclic GC around a big allocation-only pass.
-
-    Building a model allocates ~100k objects next to a parsed Marathon response of
-    millions; every automatic collection would walk all of them (it doubled build time).
-    Nothing built here forms reference cycles, so the pause loses nothing. A class, not
-    contextlib.contextmanager: contextlib is one more import for `lb render`.
-    """
-
-    __slots__ = ("_was_enabled",)
-
-    def __enter__(self) -> None:
-        self._was_enabled = gc.isenabled()
-        gc.disable()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._was_enabled:
-            gc.enable()
 
 
 def _candidates(
@@ -551,7 +437,7 @@ def _assemble(
     http_routes: list[HttpRoute] = []
     port_frontends: list[PortFrontend] = []
     owners: dict[str, tuple[str, ...]] = {}
-    holders = initial_claims if initial_claims is not None else (prev.claims if prev is not None else _NO_EXTRA)
+    holders = initial_claims if initial_claims is not None else (prev.claims if prev is not None else _NO_CLAIMS)
     resolution = claims.resolve(apps, holders, {("port", settings.http_port): "the http frontend"})
     conflicts: list[Rejected] = resolution.conflicts
     for app_id in sorted(resolution.winners):
@@ -616,23 +502,22 @@ def build_model(
     label_rejects: dict[str, Rejected] = {}
     app_ignored: dict[str, tuple[Ignored, ...]] = {}
     app_health: dict[str, dict[str, bool]] = {}
-    with paused_gc():
-        for app in apps:
-            seen: dict[str, bool] = {}
-            app_id = app.get("id") if isinstance(app, Mapping) else None
-            known = flat if prev_health is None or not isinstance(app_id, str) else prev_health.get(app_id, flat)
-            state, rejected, ignored = _parse_app(app, settings, known, seen, resolve)
-            if state is not None:
-                states[state.app_id] = state
-            if rejected is not None:
-                label_rejects[rejected.app_id] = rejected
-            if ignored:
-                app_ignored[ignored[0].app_id] = ignored
-            if seen and isinstance(app_id, str):
-                app_health[app_id] = seen
-        if holders is None:
-            holders = prev.claims if prev is not None else _NO_EXTRA
-        return _assemble(settings, states, label_rejects, app_ignored, app_health, prev, resolve, holders)
+    for app in apps:
+        seen: dict[str, bool] = {}
+        app_id = app.get("id") if isinstance(app, Mapping) else None
+        known = flat if prev_health is None or not isinstance(app_id, str) else prev_health.get(app_id, flat)
+        state, rejected, ignored = _parse_app(app, settings, known, seen, resolve)
+        if state is not None:
+            states[state.app_id] = state
+        if rejected is not None:
+            label_rejects[rejected.app_id] = rejected
+        if ignored:
+            app_ignored[ignored[0].app_id] = ignored
+        if seen and isinstance(app_id, str):
+            app_health[app_id] = seen
+    if holders is None:
+        holders = prev.claims if prev is not None else _NO_CLAIMS
+    return _assemble(settings, states, label_rejects, app_ignored, app_health, prev, resolve, holders)
 
 
 def apply_app(model: RoutingModel, app: Mapping[str, Any]) -> tuple[RoutingModel, list[str]]:

@@ -183,8 +183,9 @@ def test_fuzzed_labels_never_break_the_config(tmp_path):
     """Whatever the labels say, the rendered file is valid and holds only the sections the model has."""
     import random
 
-    from deploykit.lb.model import LbSettings, build_model
+    from deploykit.lb.model import build_model
     from deploykit.lb.render import render_config
+    from deploykit.lb.settings import LbSettings
 
     binary = require_binary("haproxy")
     keys = ["VHOST", "PATH", "MODE", "BALANCE", "PORT", "STICKY", "REDIRECT_TO_HTTPS"]

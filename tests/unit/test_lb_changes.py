@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from deploykit.lb.changes import ServerOp, diff
-from deploykit.lb.model import LbSettings, apply_app, build_model
+from deploykit.lb.model import apply_app, build_model
+from deploykit.lb.settings import LbSettings
 
 SETTINGS = LbSettings(http_port=18080)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from deploykit.envs import load_environment
-from deploykit.lb.model import LbSettings, build_model
+from deploykit.lb.model import build_model
+from deploykit.lb.settings import LbSettings
 from deploykit.render.marathon import image_reference, render_app
 from deploykit.spec.loader import load_app
 

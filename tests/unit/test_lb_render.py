@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from deploykit.errors import ValidationError
-from deploykit.lb.model import LbSettings, apply_app, build_model
+from deploykit.lb.model import apply_app, build_model
 from deploykit.lb.render import Renderer, render_config, slot_layout
+from deploykit.lb.settings import LbSettings
 
 SETTINGS = LbSettings(http_port=18080, bind_address="127.0.0.1", stats_socket="/tmp/dk.sock",
                       state_file="/tmp/dk.state", groups=("external",))
