@@ -66,8 +66,14 @@ class _Readiness(TypedDict, total=False):
     ready: Any
 
 
+class _VersionInfo(TypedDict, total=False):
+    lastConfigChangeAt: Any
+
+
 class _App(TypedDict, total=False):
     id: Any
+    version: Any
+    versionInfo: _VersionInfo | None
     labels: Any
     container: _Container | None
     portDefinitions: list[_PortDefinition] | None

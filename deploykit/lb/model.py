@@ -77,12 +77,27 @@ class Backend(NamedTuple):
 
 
 class HttpRoute(NamedTuple):
-    """A rule of the shared http frontend: Host in `vhosts` (any host if empty) and path prefix -> backend."""
+    """A rule of the shared http frontend: Host in `vhosts` (any host if empty) and path prefix -> backend.
+
+    A route's vhosts are all exact names or all wildcards (`*.example.com`, any name under
+    example.com); an app naming both gets one route of each, and exact routes come first, so
+    `api.example.com` of one app wins over `*.example.com` of another, whatever their ids.
+    """
 
     backend: str
     vhosts: tuple[str, ...]
     path: str | None
     redirect_to_https: bool = False
+
+    @property
+    def wildcard(self) -> bool:
+        """True when the vhosts are `*.` names, matched by suffix (`host_match` gives the suffixes)."""
+        return bool(self.vhosts) and self.vhosts[0].startswith("*.")
+
+    @property
+    def host_match(self) -> tuple[str, ...]:
+        """What HAProxy compares the Host header with: the names, or for wildcards the suffixes (".example.com")."""
+        return tuple(v[1:] for v in self.vhosts) if self.wildcard else self.vhosts
 
 
 class PortFrontend(NamedTuple):
@@ -418,7 +433,17 @@ def _fill_slots(name: str, app_id: str, route: _PortRoute, cands: tuple[Server, 
 
 
 def _route_sort_key(route: HttpRoute) -> tuple:
-    return (0 if route.vhosts else 1, -len(route.path or ""), route.vhosts, route.path or "", route.backend)
+    rank = 2 if not route.vhosts else 1 if route.wildcard else 0  # exact names, then wildcards, then any host
+    return (rank, -len(route.path or ""), route.vhosts, route.path or "", route.backend)
+
+
+def _http_routes(route: _PortRoute) -> list[HttpRoute]:
+    """The frontend rules of one routed port: one for exact vhosts, one for wildcards (see HttpRoute)."""
+    labels = route.labels
+    exact = tuple(v for v in labels.vhosts if not v.startswith("*."))
+    wild = tuple(v for v in labels.vhosts if v.startswith("*."))
+    groups = [g for g in (exact, wild) if g] or [()]
+    return [HttpRoute(route.backend, hosts, labels.path, labels.redirect_to_https) for hosts in groups]
 
 
 def _assemble(
@@ -452,8 +477,7 @@ def _assemble(
                 port_frontends.append(PortFrontend(f"port_{route.service_port}", route.service_port, route.mode,
                                                    route.backend))
             else:
-                http_routes.append(HttpRoute(route.backend, route.labels.vhosts, route.labels.path,
-                                             route.labels.redirect_to_https))
+                http_routes.extend(_http_routes(route))
         owners[app_id] = tuple(names)
     rejected = sorted([*label_rejects.values(), *conflicts], key=lambda r: r.app_id)
     ignored = [i for app_id in sorted(app_ignored) for i in app_ignored[app_id]]
