@@ -76,14 +76,12 @@ def render_cmd(apps_json: str, groups: tuple[str, ...], template_dir: str | None
                                        hint="give the config a file: -o haproxy.cfg")])
     from deploykit.envs import load_environment
     from deploykit.lb.model import build_model
-    from deploykit.lb.render import Renderer
+    from deploykit.lb.render import renderer_for
     from deploykit.lb.settings import settings_from_environment
 
     env = load_environment(env_name, env_dir) if env_name else None
-    settings = settings_from_environment(env, groups=groups)
-    if template_dir is None and env is not None and env.haproxy is not None:
-        template_dir = env.haproxy.template_dir
-    renderer = Renderer(template_dir)  # before reading the input: a bad template fails fast
+    settings = settings_from_environment(env, groups=groups)  # the same settings and templates as `lb run`
+    renderer = renderer_for(env, template_dir)  # before reading the input: a bad template fails fast
     model = build_model(_read_apps(apps_json), settings)
     if strict and model.rejected:
         raise ValidationError([Problem(apps_json, r.app_id, r.reason) for r in model.rejected])

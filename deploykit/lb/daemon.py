@@ -624,7 +624,7 @@ def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> Non
 
     from deploykit.clients.marathon import MarathonClient
     from deploykit.envs import load_environment
-    from deploykit.lb.render import Renderer
+    from deploykit.lb.render import renderer_for
     from deploykit.lb.source import LeaderSource
 
     env = load_environment(cfg.env_name, cfg.env_dir)
@@ -640,8 +640,7 @@ def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> Non
             if cfg.zk_url
             else parse_zk_url(zk_url, source=str(env.file), key="default_attributes.deploykit.marathon.zk")
         )
-    template_dir = cfg.template_dir or (env.haproxy.template_dir if env.haproxy else None)
-    renderer = Renderer(template_dir)
+    renderer = renderer_for(env, cfg.template_dir)
     binary = cfg.haproxy_bin or (env.haproxy.binary if env.haproxy else "haproxy")
     haproxy = HAProxy(
         settings.config, settings.master_socket, settings.stats_socket, settings.state_file, haproxy_bin=binary

@@ -13,13 +13,16 @@ from __future__ import annotations
 import os.path
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jinja2
 
 from deploykit.errors import Problem, ValidationError
 from deploykit.lb.model import Backend, RoutingModel
 from deploykit.resources import data_dir
+
+if TYPE_CHECKING:
+    from deploykit.envs import Environment
 
 MAIN_TEMPLATE = "haproxy.cfg.j2"
 BACKEND_TEMPLATE = "backend.cfg.j2"
@@ -144,6 +147,13 @@ def _jinja_functions(template_dir: str, shipped: str) -> tuple[Callable[..., str
         return render
 
     return function(MAIN_TEMPLATE), function(BACKEND_TEMPLATE)
+
+
+def renderer_for(env: Environment | None, template_dir: str | None = None) -> Renderer:
+    """The Renderer `lb run` and `lb render` use: --templates, else the environment's template_dir, else shipped."""
+    if template_dir is None and env is not None and env.haproxy is not None:
+        template_dir = env.haproxy.template_dir
+    return Renderer(template_dir)
 
 
 def render_config(model: RoutingModel, template_dir: str | Path | None = None) -> str:

@@ -47,7 +47,6 @@ class MemorySource:
     def __init__(self):
         self.apps: dict[str, dict] = {}
         self.leader = LeaderSource(["http://127.0.0.1:1"])
-        self.stream_url = "memory"
         self.stream_connected = True
 
     def start_stream(self):
