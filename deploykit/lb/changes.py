@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from deploykit.lb.model import Backend, RoutingModel, Server
+from deploykit.lb.appstate import Server
+from deploykit.lb.model import Backend, RoutingModel
 
 __all__ = ["Changes", "ServerOp", "diff", "diff_backend"]
 

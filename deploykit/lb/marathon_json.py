@@ -72,6 +72,7 @@ class _VersionInfo(TypedDict, total=False):
 
 class _App(TypedDict, total=False):
     id: Any
+    instances: Any
     version: Any
     versionInfo: _VersionInfo | None
     labels: Any

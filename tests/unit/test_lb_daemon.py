@@ -10,9 +10,10 @@ import urllib.request
 import pytest
 
 from deploykit.envs import load_environment
-from deploykit.lb.daemon import JsonLineFormatter, task_ids
+from deploykit.lb.daemon import task_ids
 from deploykit.lb.metrics import Metrics, MetricsServer
 from deploykit.lb.model import build_model
+from deploykit.lb.run import JsonLineFormatter
 from deploykit.lb.settings import LbSettings, settings_from_environment
 
 

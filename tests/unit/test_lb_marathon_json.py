@@ -50,7 +50,7 @@ def test_same_model_and_config_as_json_loads() -> None:
     settings = LbSettings(groups=("external",))
     slow, fast = build_model(json.loads(text)["apps"], settings), build_model(decode_apps(text), settings)
     assert render_config(fast) == render_config(slow)
-    assert fast.apps == slow.apps and fast.rejected == slow.rejected and fast.app_health == slow.app_health
+    assert fast.sources == slow.sources and fast.rejected == slow.rejected
 
 
 def test_malformed_app_falls_back_to_a_full_decode() -> None:

@@ -72,7 +72,7 @@ def test_lb_render_and_lb_run_write_the_same_config(env_name: str, tmp_path: Pat
     assert rendered.exit_code == 0, rendered.output
 
     env = load_environment(env_name, env_dir)
-    settings = settings_from_environment(env)  # what deploykit.lb.daemon.run builds from the same inputs
+    settings = settings_from_environment(env)  # what deploykit.lb.run.run builds from the same inputs
     haproxy = CapturingHAProxy(Path(settings.config))
     Path(settings.config).parent.mkdir(parents=True, exist_ok=True)
     daemon = Daemon(settings=settings, renderer=renderer_for(env), haproxy=haproxy,  # type: ignore[arg-type]
