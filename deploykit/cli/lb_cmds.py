@@ -74,12 +74,15 @@ def render_cmd(apps_json: str, groups: tuple[str, ...], template_dir: str | None
     if output == "json" and out == "-":
         raise ValidationError([Problem(None, "--output", "--output json writes the summary to stdout",
                                        hint="give the config a file: -o haproxy.cfg")])
-    from deploykit.envs import load_environment
     from deploykit.lb.model import build_model
     from deploykit.lb.render import renderer_for
     from deploykit.lb.settings import settings_from_environment
 
-    env = load_environment(env_name, env_dir) if env_name else None
+    env = None
+    if env_name:
+        from deploykit.envs import load_environment  # pydantic: only when an environment is asked for
+
+        env = load_environment(env_name, env_dir)
     settings = settings_from_environment(env, groups=groups)  # the same settings and templates as `lb run`
     renderer = renderer_for(env, template_dir)  # before reading the input: a bad template fails fast
     model = build_model(_read_apps(apps_json), settings)

@@ -234,6 +234,8 @@ class Daemon:
         if self._guard(new):
             return False
         ok = self._converge(new, None, t0)
+        self._log("full_sync", apps=len(apps), servers=new.server_count, applied=ok,
+                  seconds=round(time.monotonic() - t0, 3))
         if ok:
             self.status.last_sync_failed = False
             self.status.last_sync = time.time()

@@ -189,9 +189,11 @@ def _route_sort_key(route: HttpRoute) -> tuple:
 def _http_routes(route: PortRoute) -> list[HttpRoute]:
     """The frontend rules of one routed port: one for exact vhosts, one for wildcards (see HttpRoute)."""
     labels = route.labels
-    exact = tuple(v for v in labels.vhosts if not v.startswith("*."))
-    wild = tuple(v for v in labels.vhosts if v.startswith("*."))
-    groups = [g for g in (exact, wild) if g] or [()]
+    vhosts = labels.vhosts  # sorted, so wildcards ("*." sorts before names) come first
+    if not vhosts or not vhosts[0].startswith("*."):
+        return [HttpRoute(route.backend, vhosts, labels.path, labels.redirect_to_https)]
+    wild = tuple(v for v in vhosts if v.startswith("*."))
+    groups = [g for g in (vhosts[len(wild):], wild) if g]
     return [HttpRoute(route.backend, hosts, labels.path, labels.redirect_to_https) for hosts in groups]
 
 
