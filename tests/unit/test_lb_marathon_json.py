@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import re
 import sys
-import typing
+from collections.abc import Mapping
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from deploykit.lb import marathon_json
@@ -21,11 +22,11 @@ from gen_apps import make_apps
 
 
 def _keys() -> set[str]:
-    """Every key the TypedDicts of marathon_json keep, at any depth."""
+    """Every field the structs of marathon_json keep, at any depth."""
     keys: set[str] = set()
     for obj in vars(marathon_json).values():
-        if isinstance(obj, type) and typing.is_typeddict(obj):
-            keys |= set(obj.__annotations__)
+        if isinstance(obj, type) and issubclass(obj, msgspec.Struct):
+            keys |= set(obj.__struct_fields__)
     return keys
 
 
@@ -61,7 +62,16 @@ def test_malformed_app_falls_back_to_a_full_decode() -> None:
     settings = LbSettings()
     slow, fast = build_model(json.loads(text)["apps"], settings), build_model(decode_apps(text), settings)
     assert fast.rejected == slow.rejected and len(fast.rejected) == 1 and list(fast.backends) == list(slow.backends)
-    assert decode_apps(b'[{"id": "/a"}]') == [{"id": "/a"}]
+    assert decode_apps(b'[{"id": "/a", "tasks": "x"}]') == [{"id": "/a", "tasks": "x"}]  # plain dicts
+
+
+def test_decoded_apps_read_like_dicts() -> None:
+    """lb.model reads the structs exactly as the dicts of GET /v2/apps/{id}: get, [], `in`, a Mapping."""
+    (app,) = decode_apps(b'[{"id": "/a", "env": {"X": "1"}, "tasks": [{"id": "t", "ports": [1]}]}]')
+    assert isinstance(app, Mapping) and app.get("id") == app["id"] == "/a" and app.get("env", 0) == 0
+    assert app["tasks"][0].get("ports") == [1] and app.get("container") is None and "tasks" in app
+    with pytest.raises(KeyError):
+        app["env"]
 
 
 @pytest.mark.parametrize("text", [b"[1, 2]", b'{"apps": 3}', b"{}", b'"apps"'])
