@@ -139,6 +139,7 @@ def main() -> None:
         json.dumps(
             {
                 "full_sync_seconds": [s["seconds"] for s in syncs],
+                "of_which_fetch_and_decode_seconds": [s.get("fetch_seconds") for s in syncs],
                 "full_sync_applied": [s["applied"] for s in syncs],
                 "apps": args.apps,
                 "tasks_per_app": args.tasks,

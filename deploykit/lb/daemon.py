@@ -229,13 +229,14 @@ class Daemon:
             self._log("sync_failed", level=logging.WARNING, error=str(exc))
             self._next_resync = self.clock() + min(2.0, self.opts.resync_interval)  # retry soon
             return False
+        fetched = time.monotonic()
         holders = self._saved_routes() if self.model is None else None
         new = lbmodel.build_model(apps, self.settings, prev=self.model, holders=holders)
         if self._guard(new):
             return False
         ok = self._converge(new, None, t0)
         self._log("full_sync", apps=len(apps), servers=new.server_count, applied=ok,
-                  seconds=round(time.monotonic() - t0, 3))
+                  seconds=round(time.monotonic() - t0, 3), fetch_seconds=round(fetched - t0, 3))
         if ok:
             self.status.last_sync_failed = False
             self.status.last_sync = time.time()
