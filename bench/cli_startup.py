@@ -1,4 +1,4 @@
-"""CLI start-up: `deploykit --help` against `python -c pass` (issue 3 target: at most 4x).
+"""CLI start-up: `deploykit --help` against `python -c pass` (recorded, no target since issue 15).
 
 Runs both commands alternately N times (alternating spreads machine noise evenly) and
 reports min and median wall time of each, and the ratio of medians.

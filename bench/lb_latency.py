@@ -48,8 +48,8 @@ from gen_apps import make_apps
 from deploykit.clients.marathon import MarathonClient
 from deploykit.lb.daemon import Daemon, DaemonOptions
 from deploykit.lb.haproxy import HAProxy, socket_command
-from deploykit.lb.model import LbSettings
 from deploykit.lb.render import Renderer
+from deploykit.lb.settings import LbSettings
 from deploykit.lb.source import LeaderSource, MarathonSource
 
 

@@ -1,13 +1,16 @@
-"""Benchmark `deploykit lb render` against the floor: json.load of the same /v2/apps response.
+"""Benchmark `deploykit lb render` against json.load of the same /v2/apps response and marathon-lb's generator.
 
-In ONE run, for 1,000 and 3,000 apps x 5 tasks (synthetic responses from bench/gen_apps.py):
-  * json.load of the file, timed inside a fresh interpreter (the issue's floor; also with the GC paused,
-    and the wall time of that whole `python -c` process),
-  * the whole command in a subprocess, file to haproxy.cfg (interpreter start, imports, parse,
-    model, render, write),
-interleaved and repeated, reporting medians and the ratio command / json.load (goal: <= 2).
+In ONE run, for 1,000 and 3,000 apps x 5 tasks (synthetic responses from bench/gen_apps.py), interleaved
+and repeated (medians):
+  * json.load of the file, timed inside a fresh interpreter (also the wall time of that whole `python -c`
+    process), and the two fast decoders measured for lb.marathon_json, in the same kind of process:
+    orjson.loads and msgspec's typed decode (lb.marathon_json.decode_apps) of the same bytes,
+  * marathon-lb's in-process generator (bench/mlb_generate.py: json.loads + get_apps + config, timed
+    inside its process after its imports; vendored code in bench/marathon_lb/, Apache-2.0),
+  * the whole `deploykit lb render` command in a subprocess, file to haproxy.cfg (interpreter start,
+    imports, decode, model, render, write), and the same command on an empty list (its fixed cost).
 Also the incremental path the daemon uses: one task's status change among all apps ->
-apply_app + diff -> Runtime API commands (goal: well under 20 ms), and `haproxy -c` on the output.
+apply_app + diff -> Runtime API commands, a routing change with a warm Renderer, and `haproxy -c`.
 
     .venv/bin/python bench/lb_render.py [--runs 7] [--sizes 1000,3000] [--dir /tmp/dk-bench]
 """
@@ -34,12 +37,18 @@ sys.path.insert(0, str(HERE))
 from gen_apps import make_apps  # noqa: E402
 
 _LOAD = """
-import gc, json, sys, time
-if sys.argv[2] == "paused":
-    gc.disable()
+import json, sys, time
+decoder = sys.argv[2]
+if decoder == "orjson":
+    import orjson
+    load = orjson.loads
+elif decoder == "msgspec":
+    from deploykit.lb.marathon_json import decode_apps as load
+else:
+    load = None
 t, c = time.perf_counter(), time.process_time()
-with open(sys.argv[1]) as f:
-    json.load(f)
+with open(sys.argv[1], "rb") as f:
+    json.load(f) if load is None else load(f.read())
 print(time.perf_counter() - t, time.process_time() - c)
 """
 
@@ -76,11 +85,18 @@ def _run(argv: list[str]) -> tuple[Sample, str]:
     return Sample(time.perf_counter() - start, _child_cpu() - cpu0), out
 
 
-def _json_load(path: Path, paused_gc: bool) -> tuple[Sample, Sample]:
-    """(json.load timed inside a fresh interpreter, that whole `python -c` process)."""
-    proc, out = _run([sys.executable, "-c", _LOAD, str(path), "paused" if paused_gc else "default"])
+def _decode(path: Path, decoder: str) -> tuple[Sample, Sample]:
+    """(json / orjson / msgspec decode timed inside a fresh interpreter, that whole `python -c` process)."""
+    proc, out = _run([sys.executable, "-c", _LOAD, str(path), decoder])
     wall, cpu = (float(x) for x in out.split())
     return Sample(wall, cpu), proc
+
+
+def _marathon_lb(path: Path) -> Sample:
+    """marathon-lb's generator, timed inside its own process after its imports."""
+    _, out = _run([sys.executable, str(HERE / "mlb_generate.py"), str(path)])
+    wall, cpu = (float(x) for x in out.split())
+    return Sample(wall, cpu)
 
 
 def _command(path: Path, out: Path) -> Sample:
@@ -91,7 +107,8 @@ def _command(path: Path, out: Path) -> Sample:
 def _incremental(path: Path, samples: int = 200) -> tuple[float, float, int]:
     """p50/p99 ms of apply_app + diff for one task replaced in one app, and the op count."""
     from deploykit.lb.changes import diff
-    from deploykit.lb.model import LbSettings, apply_app, build_model
+    from deploykit.lb.model import apply_app, build_model
+    from deploykit.lb.settings import LbSettings
 
     with open(path) as f:
         apps = json.load(f)["apps"]
@@ -117,8 +134,9 @@ def _structural(path: Path, samples: int = 20) -> float:
     """Median ms of one routing change (an app's vhost) -> apply_app + diff + full haproxy.cfg text, with a warm
     Renderer (only the changed backend is rendered again; the rest is cached text)."""
     from deploykit.lb.changes import diff
-    from deploykit.lb.model import LbSettings, apply_app, build_model
+    from deploykit.lb.model import apply_app, build_model
     from deploykit.lb.render import Renderer
+    from deploykit.lb.settings import LbSettings
 
     with open(path) as f:
         apps = json.load(f)["apps"]
@@ -159,12 +177,15 @@ def main() -> None:
             path.write_text(json.dumps(make_apps(size, args.tasks), separators=(",", ":")))
         out = workdir / f"haproxy-{size}.cfg"
         _command(path, out)  # warm the page cache and .pyc files
-        samples: dict[str, list[Sample]] = {k: [] for k in ("load", "load_nogc", "load_proc", "cmd", "fixed")}
+        samples: dict[str, list[Sample]] = {
+            k: [] for k in ("load", "load_proc", "orjson", "msgspec", "mlb", "cmd", "fixed")}
         for _ in range(args.runs):  # interleaved, so machine load hits all alike
-            load, proc = _json_load(path, paused_gc=False)
+            load, proc = _decode(path, "json")
             samples["load"].append(load)
             samples["load_proc"].append(proc)
-            samples["load_nogc"].append(_json_load(path, paused_gc=True)[0])
+            samples["orjson"].append(_decode(path, "orjson")[0])
+            samples["msgspec"].append(_decode(path, "msgspec")[0])
+            samples["mlb"].append(_marathon_lb(path))
             samples["cmd"].append(_command(path, out))
             samples["fixed"].append(_command(empty, workdir / "empty.cfg"))
         valid = "n/a (no haproxy)"
@@ -178,26 +199,26 @@ def main() -> None:
                for k, v in samples.items()}
         rows.append((size, path.stat().st_size / 1e6, med, p50, p99, ops, structural, valid))
     print(f"python {sys.version.split()[0]}, {args.runs} interleaved runs, medians of wall-clock time "
-          "(CPU time in brackets); json.load is timed inside a fresh interpreter")
-    print("| apps x tasks | file MB | json.load | json.load, GC paused | `python -c` json.load, whole process "
-          "| `lb render`, whole command | `lb render` of an empty list (fixed cost) | **command / json.load** "
-          "| (command - fixed) / json.load | command / GC-paused json.load | one task event: apply_app + diff "
-          "p50 / p99 | one routing change: apply_app + diff + render (warm) | haproxy -c |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "(CPU time in brackets); decoders and marathon-lb are timed inside a fresh interpreter")
+    print("| apps x tasks | file MB | json.load | orjson.loads | msgspec typed (decode_apps) "
+          "| `python -c` json.load, whole process | marathon-lb generator, in-process "
+          "| `lb render`, whole command | `lb render` of an empty list (fixed cost) "
+          "| **marathon-lb / command** | command / json.load | one task event: apply_app + diff p50 / p99 "
+          "| one routing change: apply_app + diff + render (warm) | haproxy -c |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
     def ms(x: Sample) -> str:
         return f"{x.wall * 1000:.0f} ms ({x.cpu * 1000:.0f})"
 
-    def ratio(a: float, b: float, c: float, d: float) -> str:
-        return f"{a / b:.2f}x ({c / d:.2f}x)"
+    def ratio(a: Sample, b: Sample) -> str:
+        return f"{a.wall / b.wall:.2f}x ({a.cpu / b.cpu:.2f}x)"
 
     for size, mb, m, p50, p99, ops, structural, valid in rows:
-        load, nogc, cmd, fixed = m["load"], m["load_nogc"], m["cmd"], m["fixed"]
-        print(f"| {size} x {args.tasks} | {mb:.1f} | {ms(load)} | {ms(nogc)} | {ms(m['load_proc'])} | {ms(cmd)} "
-              f"| {ms(fixed)} | **{ratio(cmd.wall, load.wall, cmd.cpu, load.cpu)}** "
-              f"| {ratio(cmd.wall - fixed.wall, load.wall, cmd.cpu - fixed.cpu, load.cpu)} "
-              f"| {ratio(cmd.wall, nogc.wall, cmd.cpu, nogc.cpu)} "
+        print(f"| {size} x {args.tasks} | {mb:.1f} | {ms(m['load'])} | {ms(m['orjson'])} | {ms(m['msgspec'])} "
+              f"| {ms(m['load_proc'])} | {ms(m['mlb'])} | {ms(m['cmd'])} | {ms(m['fixed'])} "
+              f"| **{ratio(m['mlb'], m['cmd'])}** | {ratio(m['cmd'], m['load'])} "
               f"| {p50:.2f} / {p99:.2f} ms ({ops} commands) | {structural:.1f} ms | {valid} |")
+
 
 if __name__ == "__main__":
     main()

@@ -1,11 +1,14 @@
-"""Benchmark: resident memory of `deploykit lb run` following 3,000 apps x 5 tasks.
+"""Benchmark: resident memory and full-resync time of `deploykit lb run` following N apps x 5 tasks.
 
 Runs the real command as a subprocess against the stand-in Marathon of bench/lb_latency.py
-(3,000 x 5 synthetic state, event stream), waits until /healthz says the first full sync is
-applied, sends a burst of task events and a SIGHUP resync, then reads VmRSS / VmHWM from
-/proc for the daemon process (HAProxy is a separate process and not counted).
+(synthetic state, event stream), waits until /healthz says the first full sync is applied,
+sends a burst of task events and SIGHUP resyncs, then reads VmRSS / VmHWM from /proc for the
+daemon process (HAProxy is a separate process and not counted). Full-resync times come from
+the daemon's own `full_sync` log lines (GET /v2/apps?embed=apps.tasks, decode, model, diff,
+apply): the first one includes rendering and starting HAProxy, the SIGHUP ones are the
+steady state (nothing changed, nothing reloaded).
 
-    .venv/bin/python bench/lb_rss.py [--apps 3000] [--tasks 5]
+    .venv/bin/python bench/lb_rss.py [--apps 3000] [--tasks 5] [--resyncs 3]
 """
 
 from __future__ import annotations
@@ -40,6 +43,19 @@ def rss_kib(pid: int) -> dict[str, int]:
     return out
 
 
+def _syncs(log: Path) -> list[dict]:
+    """The daemon's `full_sync` log lines (JSON), in order."""
+    out = []
+    for line in log.read_text().splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if doc.get("event") == "full_sync":
+            out.append(doc)
+    return out
+
+
 def healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
@@ -52,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=3000)
     parser.add_argument("--tasks", type=int, default=5)
+    parser.add_argument("--resyncs", type=int, default=3)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="dk-lb-rss-"))
@@ -82,7 +99,7 @@ def main() -> None:
         "1s",
         "--stop-haproxy",
         "--log-level",
-        "warning",
+        "info",
     ]
     t0 = time.monotonic()
     log = (work / "daemon.log").open("w")
@@ -101,8 +118,13 @@ def main() -> None:
             app["tasks"][0]["ports"] = [41000 + n]
             marathon.set_app(app)
             marathon.emit("status_update_event", {"appId": app["id"], "taskStatus": "TASK_RUNNING"})
-        os.kill(proc.pid, signal.SIGHUP)  # one more full resync on top
-        time.sleep(5)
+        for _ in range(args.resyncs):  # full resyncs on top, one at a time
+            before = len(_syncs(work / "daemon.log"))
+            os.kill(proc.pid, signal.SIGHUP)
+            deadline = time.monotonic() + 120
+            while len(_syncs(work / "daemon.log")) == before and time.monotonic() < deadline:
+                time.sleep(0.1)
+        time.sleep(2)
         after_events = rss_kib(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -112,9 +134,13 @@ def main() -> None:
             proc.kill()
         marathon.stop()
         log.close()
+    syncs = _syncs(work / "daemon.log")
     print(
         json.dumps(
             {
+                "full_sync_seconds": [s["seconds"] for s in syncs],
+                "of_which_fetch_and_decode_seconds": [s.get("fetch_seconds") for s in syncs],
+                "full_sync_applied": [s["applied"] for s in syncs],
                 "apps": args.apps,
                 "tasks_per_app": args.tasks,
                 "start_to_healthy_s": round(synced, 2),

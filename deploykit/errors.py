@@ -7,7 +7,7 @@ one place and never shows a foreign traceback to a user.
 
 from __future__ import annotations
 
-from deploykit.records import Record
+from typing import NamedTuple
 
 EXIT_OK = 0
 EXIT_DEPLOY_FAILED = 1  # deployment failed and was rolled back
@@ -18,12 +18,8 @@ EXIT_ROLLBACK_FAILED = 5  # rollback failed, a human is needed
 EXIT_INTERRUPTED = 130  # Ctrl-C while waiting; the deployment is left running
 
 
-class Problem(Record):
-    """One validation finding: where it is, what is wrong, and how to fix it.
-
-    A Record (a NamedTuple) rather than a dataclass: `deploykit lb render` imports this module, and
-    importing dataclasses or typing would cost that command a tenth of its budget (see deploykit.records).
-    """
+class Problem(NamedTuple):
+    """One validation finding: where it is, what is wrong, and how to fix it."""
 
     file: str | None
     path: str  # dotted key path, e.g. "health.interval" or "ports[0].container"
@@ -42,21 +38,6 @@ class Problem(Record):
         if self.hint:
             text += f" ({self.hint})"
         return text
-
-
-class QuickExit(SystemExit):
-    """Ends a successful one-shot command without freeing what it built.
-
-    `lb render` holds a parsed /v2/apps response: millions of small objects whose one-by-one
-    release at interpreter exit costs most of what parsing them did. deploykit.launcher
-    catches this, flushes stdout and stderr and ends the process at once; anywhere else
-    (click's test runner, `python -m`) it is a plain SystemExit. `keep` holds the objects
-    until then.
-    """
-
-    def __init__(self, code: int, keep: object = None):
-        super().__init__(code)
-        self.keep = keep
 
 
 class DeployKitError(Exception):

@@ -18,23 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-# Fields Marathon adds to an app it returns; never part of a definition.
-SERVER_FIELDS = frozenset(
-    {
-        "version",
-        "versionInfo",
-        "tasksStaged",
-        "tasksRunning",
-        "tasksHealthy",
-        "tasksUnhealthy",
-        "deployments",
-        "tasks",
-        "lastTaskFailure",
-        "readinessCheckResults",
-        "taskStats",
-        "counts",
-    }
-)
+from deploykit.marathon_fields import SERVER_OWNED_FIELDS
 
 # Top-level defaults Marathon 1.10 fills in (RAML AppDefinition). A key missing from the
 # desired JSON whose live value equals one of these is not a change.
@@ -205,7 +189,7 @@ def redact_value(path: str, value: Any, secret_env: frozenset[str] | set[str]) -
 
 def definition(app: dict) -> dict:
     """An app as Marathon returned it, reduced to its definition (server-owned fields dropped)."""
-    return {k: v for k, v in app.items() if k not in SERVER_FIELDS}
+    return {k: v for k, v in app.items() if k not in SERVER_OWNED_FIELDS}
 
 
 def _is_default(key: str, value: Any, root: str | None) -> bool:

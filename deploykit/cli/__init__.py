@@ -1,8 +1,8 @@
-"""The `deploykit` command line: a click group whose subcommands are imported lazily.
+"""The `deploykit` command line (the console script): a click group whose subcommands are imported lazily.
 
-Each command lives in its own module and is imported only when it runs (or when
-`--help` lists it by name), so `deploykit --help` does not pay for pydantic, kazoo,
-requests or aiohttp. The CLI holds no logic: it parses, calls the library and prints.
+Each command lives in its own module and is imported only when it runs, so `deploykit --help`
+lists the commands from the table below without paying for pydantic, kazoo, requests or aiohttp.
+The CLI holds no logic: it parses, calls the library and prints.
 """
 
 from __future__ import annotations
@@ -12,10 +12,34 @@ import importlib
 import click
 
 from deploykit import __version__
+from deploykit.hints import did_you_mean
 
-# The command table and root help live in the click-free deploykit.commands, so the console
-# script (deploykit.launcher) can answer `deploykit --help` without importing click.
-from deploykit.commands import COMMANDS, MAIN_HELP  # COMMANDS is re-exported
+# name -> (module, attribute, the one-line help `deploykit --help` shows without importing the module)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "validate": ("deploykit.cli.spec_cmds", "validate", "Check app.yaml files and their environment."),
+    "render": ("deploykit.cli.spec_cmds", "render", "Print the Marathon app JSON for an environment."),
+    "build": ("deploykit.cli.image_cmds", "build", "Build the app's image, tagged from git."),
+    "push": ("deploykit.cli.image_cmds", "push", "Push the built image and pin its digest."),
+    "config": ("deploykit.cli.config_cmds", "config", "Read, write and watch Consul KV config."),
+    "deploy": ("deploykit.cli.deploy_cmds", "deploy", "Deploy an app: lock, config, Marathon, wait, roll back."),
+    "diff": ("deploykit.cli.deploy_cmds", "diff", "Show what a deploy would change; touch nothing."),
+    "status": ("deploykit.cli.deploy_cmds", "status", "Show an app's versions, instances and deployments."),
+    "history": ("deploykit.cli.deploy_cmds", "history", "List an app's deployed versions."),
+    "rollback": ("deploykit.cli.deploy_cmds", "rollback", "Return an app to an earlier version."),
+    "lb": ("deploykit.cli.lb_cmds", "lb", "HAProxy sync daemon and offline config render."),
+    "local": ("deploykit.cli.local_cmds", "local", "Run the local devcluster (Marathon + Consul)."),
+    "jenkins": ("deploykit.cli.jenkins_cmds", "jenkins", "Render Jenkinsfiles and sync Jenkins jobs."),
+}
+
+MAIN_HELP = """\
+deploykit: build, deploy and route Docker apps on Mesos/Marathon.
+
+\b
+Examples:
+  deploykit local up --detach
+  deploykit validate examples/hello/app.yaml --env local
+  deploykit deploy examples/hello/app.yaml --env local --output json
+"""
 
 
 class LazyGroup(click.Group):
@@ -39,11 +63,8 @@ class LazyGroup(click.Group):
     def resolve_command(self, ctx, args):
         name = args[0] if args else None
         if name is not None and name not in COMMANDS and not name.startswith("-"):
-            import difflib
-
-            close = difflib.get_close_matches(name, list(COMMANDS), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            ctx.fail(f"No such command {name!r}.{hint}")
+            hint = did_you_mean(name, COMMANDS, fallback=None)
+            ctx.fail(f"No such command {name!r}." + (f" {hint.capitalize()}" if hint else ""))
         return super().resolve_command(ctx, args)
 
 
@@ -54,4 +75,4 @@ class LazyGroup(click.Group):
 )
 @click.version_option(__version__, prog_name="deploykit")
 def main() -> None:
-    """The root group; its help text is deploykit.commands.MAIN_HELP."""
+    """The root group; its help text is MAIN_HELP."""

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from deploykit.ci import in_ci
-from deploykit.errors import EXIT_INTERRUPTED, DeployKitError, QuickExit, ValidationError
+from deploykit.errors import EXIT_INTERRUPTED, DeployKitError, ValidationError
 
 env_dir_option = click.option(
     "--env-dir",
@@ -80,13 +80,12 @@ def write_junit(path: str, suite: str, case: str, doc: dict) -> None:
     write_report(path, suite=suite, case=case, result=doc)
 
 
-def handle_errors(command_name: str, *, quick_exit: bool = False) -> Callable:
+def handle_errors(command_name: str) -> Callable:
     """Decorator: turn DeployKitError into printed errors + exit code, for text and json.
 
     The wrapped function receives `output` and `junit_path` (when declared) and returns
     a JSON-able dict, an object with to_dict(), or None. With --output json the dict is
-    printed as-is. quick_exit: on success, end with QuickExit holding what the function
-    returned, so the process can exit without freeing it (see deploykit.errors.QuickExit).
+    printed as-is.
     """
 
     def deco(func: Callable) -> Callable:
@@ -113,8 +112,6 @@ def handle_errors(command_name: str, *, quick_exit: bool = False) -> Callable:
                 write_junit(junit_path, "deploykit", command_name, {"ok": True, **(doc or {})})
             if output == "json" and doc is not None:
                 print_json({"ok": True, "command": command_name, **doc})
-            if quick_exit:
-                raise QuickExit(0, keep=result)
             return doc
 
         return wrapper

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import TYPE_CHECKING
+import sys
 
 import click
 
 from deploykit.cli.common import env_dir_option, handle_errors
-
-if TYPE_CHECKING:
-    from deploykit.lb.render import RenderResult
+from deploykit.errors import Problem, ValidationError
+from deploykit.lb.render import RenderResult
 
 _LAZY = {"run": ("deploykit.cli.lb_run_cmd", "run")}
 
@@ -61,7 +60,7 @@ def lb() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 @click.option("--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: print the summary (skipped apps, ignored labels) as one JSON document; needs -o FILE.")
-@handle_errors("lb render", quick_exit=True)
+@handle_errors("lb render")
 def render_cmd(apps_json: str, groups: tuple[str, ...], template_dir: str | None, out: str, env_name: str | None,
                env_dir: str | None, strict: bool, quiet: bool, output: str) -> RenderResult:
     """Render haproxy.cfg from a saved Marathon /v2/apps?embed=apps.tasks response.
@@ -72,15 +71,55 @@ def render_cmd(apps_json: str, groups: tuple[str, ...], template_dir: str | None
       curl -s 'http://marathon:8080/v2/apps?embed=apps.tasks' > apps.json
       deploykit lb render --apps-json apps.json --group external -o haproxy.cfg && haproxy -c -f haproxy.cfg
     """
-    from deploykit.lb_render_fast import render, write_report
-
     if output == "json" and out == "-":
-        from deploykit.errors import Problem, ValidationError
-
         raise ValidationError([Problem(None, "--output", "--output json writes the summary to stdout",
                                        hint="give the config a file: -o haproxy.cfg")])
-    result = render(apps_json, groups=groups, template_dir=template_dir, out=out, env_name=env_name,
-                    env_dir=env_dir, strict=strict)
+    from deploykit.lb.model import build_model
+    from deploykit.lb.render import renderer_for
+    from deploykit.lb.settings import settings_from_environment
+
+    env = None
+    if env_name:
+        from deploykit.envs import load_environment  # pydantic: only when an environment is asked for
+
+        env = load_environment(env_name, env_dir)
+    settings = settings_from_environment(env, groups=groups)  # the same settings and templates as `lb run`
+    renderer = renderer_for(env, template_dir)  # before reading the input: a bad template fails fast
+    model = build_model(_read_apps(apps_json), settings)
+    if strict and model.rejected:
+        raise ValidationError([Problem(apps_json, r.app_id, r.reason) for r in model.rejected])
+    text = renderer.render(model)
+    if out == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        try:
+            with open(out, "w") as f:
+                f.write(text)
+        except OSError as exc:
+            raise ValidationError([Problem(out, "", f"cannot write: {exc.strerror or exc}")]) from exc
+    result = RenderResult(model, out if out != "-" else "<stdout>", len(text))
     if not quiet and output == "text":
-        write_report(result)
-    return result  # its to_dict() is the JSON summary; QuickExit keeps the parsed input alive until exit
+        click.echo("".join(line + "\n" for line in result.report_lines()), err=True, nl=False)
+    return result  # its to_dict() is the JSON summary
+
+
+def _read_apps(path: str) -> list[dict]:
+    """The apps of a saved /v2/apps?embed=apps.tasks response ({"apps": [...]} or a bare list); '-' is stdin."""
+    from deploykit.lb.marathon_json import NotAppsDocument, decode_apps
+
+    name = "<stdin>" if path == "-" else path
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+        return decode_apps(data)
+    except OSError as exc:
+        raise ValidationError([Problem(name, "", f"cannot read: {exc.strerror or exc}")]) from exc
+    except NotAppsDocument as exc:
+        raise ValidationError([Problem(name, "apps", str(exc),
+                                       hint="save the output of GET /v2/apps?embed=apps.tasks")]) from exc
+    except ValueError as exc:
+        raise ValidationError([Problem(name, "", f"not valid JSON: {exc}")]) from exc

@@ -89,8 +89,8 @@ def run(
     Example:
       deploykit lb run --env local --haproxy-config .deploykit/haproxy/haproxy.cfg
     """
-    from deploykit.lb.daemon import JsonLineFormatter, RunConfig
-    from deploykit.lb.daemon import run as run_daemon
+    from deploykit.lb.run import JsonLineFormatter, RunConfig
+    from deploykit.lb.run import run as run_daemon
 
     cfg = RunConfig(
         env_name=env_name,

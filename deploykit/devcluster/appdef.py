@@ -170,10 +170,6 @@ def id_problems(app_id: str) -> list[str]:
     return []
 
 
-def port_count(app: dict) -> int:
-    return len(host_port_specs(app))
-
-
 def host_port_specs(app: dict) -> list[dict]:
     """The ports a task gets, in order: portDefinitions, or container portMappings (bridge)."""
     mappings = _port_mappings(app)

@@ -15,7 +15,6 @@ import random
 import shutil
 import signal
 import tarfile
-import time
 import urllib.parse
 import zipfile
 from dataclasses import dataclass, field
@@ -318,6 +317,3 @@ def _environ(pid: int) -> list[bytes]:
     except OSError:
         return []
 
-
-def now_mono() -> float:
-    return time.monotonic()

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from deploykit.lb.model import Backend, RoutingModel, Server
+from deploykit.lb.appstate import Server
+from deploykit.lb.model import Backend, RoutingModel
 
 __all__ = ["Changes", "ServerOp", "diff", "diff_backend"]
 
@@ -23,11 +24,10 @@ class ServerOp:
 
     backend: str
     server: str
-    action: str  # "addr" | "state" | "weight"
+    action: str  # "addr" | "state"
     address: str | None = None
     port: int | None = None
     state: str | None = None  # ready | drain | maint
-    weight: int | None = None
     task_id: str | None = None  # for logs: the task now (or last) in the slot
 
     def command(self) -> str:
@@ -37,8 +37,6 @@ class ServerOp:
             return f"set server {target} addr {self.address} port {self.port}"
         if self.action == "state":
             return f"set server {target} state {self.state}"
-        if self.action == "weight":
-            return f"set server {target} weight {self.weight}"
         raise ValueError(f"unknown server op {self.action!r}")
 
 

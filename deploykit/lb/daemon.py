@@ -19,7 +19,6 @@ Shape (supervisor-style, one thread acts):
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import logging
 import queue
@@ -34,6 +33,7 @@ from deploykit.lb import changes as lbchanges
 from deploykit.lb import model as lbmodel
 from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed, RuntimeResult, unbindable
 from deploykit.lb.metrics import Metrics
+from deploykit.lb.settings import LbSettings
 from deploykit.lb.source import Connected, Event, LeaderChanged, MarathonSource, ZkReconnected, apps_touched
 
 log = logging.getLogger("deploykit.lb")
@@ -109,7 +109,7 @@ class Daemon:
     def __init__(
         self,
         *,
-        settings: lbmodel.LbSettings,
+        settings: LbSettings,
         renderer,
         haproxy: HAProxy,
         source: MarathonSource,
@@ -247,15 +247,14 @@ class Daemon:
             self._log("sync_failed", level=logging.WARNING, error=str(exc))
             self._next_resync = self.clock() + min(2.0, self.opts.resync_interval)  # retry soon
             return False
+        fetched = time.monotonic()
         holders = self._saved_routes() if self.model is None else None
         new = lbmodel.build_model(apps, self.settings, prev=self.model, holders=holders)
         if self._guard(new):
             return False
         ok = self._converge(new, None, t0)
-        # The model is large and long-lived: keep it out of the cyclic GC's scans, or a gen-2
-        # collection (tens of ms at 3,000 apps) lands inside some event's latency. It holds no
-        # reference cycles, so refcounting still frees it when the next model replaces it.
-        gc.freeze()
+        self._log("full_sync", apps=len(apps), servers=new.server_count, applied=ok,
+                  seconds=round(time.monotonic() - t0, 3), fetch_seconds=round(fetched - t0, 3))
         if ok:
             self.status.last_sync_failed = False
             self.status.last_sync = time.time()
@@ -459,7 +458,8 @@ class Daemon:
 
     def _refuse_known_culprits(self, new: lbmodel.RoutingModel) -> lbmodel.RoutingModel:
         """Apps that made a reload fail stay out until their routing changes (no failed reload twice)."""
-        self._culprits = {a: st for a, st in self._culprits.items() if a in new.apps and new.apps[a].structure == st}
+        apps = new.sources.apps
+        self._culprits = {a: st for a, st in self._culprits.items() if a in apps and apps[a].structure == st}
         return lbmodel.refuse_apps(new, dict.fromkeys(self._culprits, "its routing made HAProxy fail to reload"))
 
     def _isolate_failed_reload(self, new: lbmodel.RoutingModel, t0: float) -> bool:
@@ -501,7 +501,7 @@ class Daemon:
                 groups += [group[half:], group[:half]]
         unresolved = [a for a in suspects if a not in accepted and a not in bad]
         culprits = bad + unresolved
-        self._culprits.update({a: new.apps[a].structure for a in culprits})
+        self._culprits.update({a: new.sources.apps[a].structure for a in culprits})
         model = lbmodel.refuse_apps(new, {
             a: "its routing made HAProxy fail to reload" if a in bad else "held back: a reload failed" for a in culprits
         })
@@ -599,162 +599,3 @@ class Daemon:
 
     def _log(self, event: str, level: int = logging.INFO, **fields) -> None:
         log.log(level, event, extra={"fields": fields})
-
-
-class JsonLineFormatter(logging.Formatter):
-    """One JSON object per line: time, level, event, and the event's fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        doc = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": record.getMessage(),
-        }
-        doc.update(getattr(record, "fields", {}) or {})
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str)
-
-
-def settings_from_environment(env, *, config_path: str | None = None, groups: tuple[str, ...] = ()):
-    """LbSettings from an Environment's `haproxy` section, with --haproxy-config / --group overrides.
-
-    Sockets and the state file default to the config's folder, so one path is enough for a
-    local run; the shipped defaults under /run and /var/lib apply only when the env names them.
-    """
-    section = env.haproxy.model_dump() if env is not None and env.haproxy is not None else {}
-    keep = {"config", "master_socket", "stats_socket", "groups", "http_port", "bind_address", "state_file",
-            "server_slots"}
-    mapping = {k: v for k, v in section.items() if k in keep and v is not None}
-    if mapping.get("bind_address") == "*":
-        mapping["bind_address"] = ""
-    if config_path:
-        mapping["config"] = config_path
-    base = Path(mapping.get("config") or "/etc/haproxy/haproxy.cfg")
-    folder = base.parent
-    if config_path or not mapping.get("master_socket"):
-        mapping.setdefault("master_socket", str(folder / "master.sock"))
-    if config_path:
-        mapping["master_socket"] = str(folder / "master.sock")
-        mapping["stats_socket"] = str(folder / "stats.sock")
-    mapping.setdefault("stats_socket", str(folder / "stats.sock"))
-    mapping.setdefault("state_file", str(folder / "server-state"))
-    if groups:
-        mapping["groups"] = list(groups)
-    # Absolute paths: HAProxy re-reads its files on every reload, from wherever it runs by then.
-    for key in ("config", "master_socket", "stats_socket", "state_file"):
-        mapping[key] = str(Path(mapping[key]).absolute())
-    return lbmodel.LbSettings.from_mapping(mapping, file=str(env.file) if env is not None else None)
-
-
-@dataclass
-class RunConfig:
-    """Everything `deploykit lb run` was given, validated by the CLI layer."""
-
-    env_name: str = "local"
-    env_dir: str | None = None
-    marathon_urls: tuple[str, ...] = ()
-    zk_url: str | None = None
-    groups: tuple[str, ...] = ()
-    haproxy_config: str | None = None
-    template_dir: str | None = None
-    metrics_addr: str | None = "127.0.0.1:9090"
-    resync_interval: float = 60.0
-    haproxy_bin: str | None = None
-    heartbeat_interval: float = 10.0
-    coalesce: float = 0.05
-    remove_guard: float = 0.5
-    stop_haproxy: bool = False
-
-
-def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> None:
-    """Build the daemon from `cfg` and run it until SIGTERM/SIGINT (signal handlers only set flags).
-
-    Every input is validated (environment, zk URL, templates, settings) before anything starts.
-    """
-    import signal
-
-    from deploykit.clients.marathon import MarathonClient
-    from deploykit.envs import load_environment
-    from deploykit.lb.render import Renderer
-    from deploykit.lb.source import LeaderSource
-
-    env = load_environment(cfg.env_name, cfg.env_dir)
-    settings = settings_from_environment(env, config_path=cfg.haproxy_config, groups=cfg.groups)
-    urls = list(cfg.marathon_urls) or [str(u) for u in env.marathon.urls]
-    zk_url = cfg.zk_url if cfg.zk_url is not None else env.marathon.zk
-    zk_target = None
-    if zk_url:
-        from deploykit.clients.zk import parse_zk_url
-
-        zk_target = (
-            parse_zk_url(zk_url, key="--zk")
-            if cfg.zk_url
-            else parse_zk_url(zk_url, source=str(env.file), key="default_attributes.deploykit.marathon.zk")
-        )
-    template_dir = cfg.template_dir or (env.haproxy.template_dir if env.haproxy else None)
-    renderer = Renderer(template_dir)
-    binary = cfg.haproxy_bin or (env.haproxy.binary if env.haproxy else "haproxy")
-    haproxy = HAProxy(
-        settings.config, settings.master_socket, settings.stats_socket, settings.state_file, haproxy_bin=binary
-    )
-    password = env.marathon_password()
-    auth = (env.marathon.auth.user, password) if env.marathon.auth and password else None
-
-    sink: queue.Queue = queue.Queue()
-    zk_client = None
-    if zk_target is not None:
-        from deploykit.clients.zk import connect
-
-        # Never give up on ZooKeeper: if it is down at start, serve from the URL list (or wait for a
-        # leader) while kazoo keeps connecting in the background; the watcher reads the leader once it can.
-        zk_client = connect(zk_target.hosts, timeout=3, wait=False)
-        if not zk_client.connected:
-            log.warning("zookeeper_unreachable", extra={"fields": {"hosts": zk_target.hosts, "using": urls}})
-    leader = LeaderSource(urls, zk_client=zk_client, zk_path=zk_target.path if zk_target else None, sink=sink)
-    client = MarathonClient(leader.urls, auth=auth)
-    source = MarathonSource(client, leader, sink, heartbeat_interval=cfg.heartbeat_interval)
-    metrics = Metrics()
-    daemon = Daemon(
-        settings=settings,
-        renderer=renderer,
-        haproxy=haproxy,
-        source=source,
-        events=sink,
-        metrics=metrics,
-        options=DaemonOptions(
-            resync_interval=cfg.resync_interval, coalesce=cfg.coalesce, remove_guard=cfg.remove_guard
-        ),
-    )
-    server = None
-    if cfg.metrics_addr:
-        from deploykit.lb.metrics import MetricsServer
-
-        server = MetricsServer(cfg.metrics_addr, metrics, daemon.health).start()
-    signal.signal(signal.SIGTERM, daemon.request_stop)
-    signal.signal(signal.SIGINT, daemon.request_stop)
-    signal.signal(signal.SIGHUP, daemon.request_resync)
-    daemon._log(
-        "starting",
-        env=env.name,
-        marathon=urls,
-        zk=str(zk_target) if zk_target else None,
-        config=settings.config,
-        groups=list(settings.groups),
-        metrics=f"{cfg.metrics_addr.rpartition(':')[0]}:{server.port}" if server else None,
-    )
-    if ready is not None:
-        ready(daemon)
-    try:
-        daemon.run()
-    finally:
-        if server is not None:
-            server.stop()
-        if zk_client is not None:
-            zk_client.stop()
-            zk_client.close()
-        if cfg.stop_haproxy:
-            haproxy.stop()
-        client.close()
-        daemon._log("stopped")

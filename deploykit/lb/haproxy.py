@@ -255,21 +255,6 @@ def _batches(commands: Sequence[str]) -> Iterable[list[str]]:
         yield batch
 
 
-def set_server_commands(backend: str, server: str, addr: str | None, port: int | None, state: str) -> list[str]:
-    """Runtime commands that point slot `backend/server` at addr:port and put it in `state`.
-
-    state is ready | drain | maint. Address first, then state, so a slot never turns ready
-    on its old address.
-    """
-    if state not in ("ready", "drain", "maint"):
-        raise ValueError(f"unknown server state {state!r}")
-    cmds = []
-    if addr is not None:
-        cmds.append(f"set server {backend}/{server} addr {addr}" + (f" port {port}" if port is not None else ""))
-    cmds.append(f"set server {backend}/{server} state {state}")
-    return cmds
-
-
 # ---------------------------------------------------------------- server state across reloads
 
 _SECTION = re.compile(r"^(backend|listen|frontend|global|defaults|peers|resolvers|userlist|program|cache)\s*(\S*)")
@@ -520,10 +505,6 @@ class HAProxy:
             raise ReloadFailed("HAProxy master reported the reload as failed; the previous config stays in place")
         self._remember_good(text)
         return ApplyResult(changed=True, reloaded=True, seconds=time.monotonic() - t0)
-
-    def reload(self) -> bool:
-        """Reload the current file (e.g. after an external edit); True if the master confirmed it."""
-        return self._reload_and_confirm(self.show_proc().master)
 
     def _reload_and_confirm(self, before: Proc) -> bool:
         socket_command(self.master_socket, "reload")

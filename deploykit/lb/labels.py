@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import NamedTuple
 
-from deploykit.labels import HAPROXY_GROUP
-from deploykit.records import Record
-
-BALANCE_ALGORITHMS = frozenset({"roundrobin", "static-rr", "leastconn", "first", "source", "random"})
-MODES = frozenset({"http", "tcp"})
+from deploykit.labels import (
+    BALANCE_ALGORITHMS,
+    DEPLOYKIT_CHECK_KEYS,
+    GROUP_NAME,
+    HAPROXY_GROUP,
+    HAPROXY_PORT_KEYS,
+    MODES,
+    URL_PATH,
+    is_host_name,
+)
 
 DEFAULT_BALANCE = "roundrobin"
 DEFAULT_CHECK_INTERVAL_MS = 2000
@@ -26,26 +32,16 @@ DEFAULT_CHECK_FALL = 3
 
 _HAPROXY_INDEXED = re.compile(r"HAPROXY_(\d{1,3})_([A-Z0-9_]+)\Z")
 _DEPLOYKIT_CHECK = re.compile(r"DEPLOYKIT_(\d{1,3})_CHECK_([A-Z0-9_]+)\Z")
-_GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
-# RFC 1123 host names; no wildcards, no ports, no trailing dot.
-_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOSTNAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*\Z")
-# URL path characters that are inert in haproxy.cfg: no quotes, `$`, `#`, backslash, spaces or parentheses.
-_PATH = re.compile(r"/[A-Za-z0-9._~%/+:@=,;!*&-]{0,254}\Z")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f#]")
-
-# ENABLED is marathon-lb's switch to keep one port off the load balancer
-KNOWN_PORT_KEYS = frozenset({"VHOST", "PATH", "MODE", "BALANCE", "PORT", "STICKY", "REDIRECT_TO_HTTPS", "ENABLED"})
-KNOWN_CHECK_KEYS = frozenset({"PATH", "INTERVAL_MS", "RISE", "FALL"})
 
 
 class LabelError(ValueError):
     """A label value is invalid or unsafe; the app carrying it is not routed."""
 
 
-class Rejected(Record):
+class Rejected(NamedTuple):
     """An app left out of the routing model, and why (for the daemon's log and metric)."""
 
     app_id: str
@@ -53,7 +49,7 @@ class Rejected(Record):
     holder: str | None = None  # the app that keeps the contested route, for a route conflict
 
 
-class Ignored(Record):
+class Ignored(NamedTuple):
     """A label that has no effect (raw HAProxy snippets are never pasted into the config)."""
 
     app_id: str
@@ -61,7 +57,7 @@ class Ignored(Record):
     reason: str
 
 
-class CheckSpec(Record):
+class CheckSpec(NamedTuple):
     """HAProxy-side health check for one port (DEPLOYKIT_{n}_CHECK_* labels)."""
 
     path: str | None = None  # None: plain TCP connect check
@@ -70,7 +66,7 @@ class CheckSpec(Record):
     fall: int = DEFAULT_CHECK_FALL
 
 
-class PortLabels(Record):
+class PortLabels(NamedTuple):
     """Routing settings for port index `index` of an app, as the labels ask."""
 
     index: int
@@ -85,7 +81,7 @@ class PortLabels(Record):
     enabled: bool = True
 
 
-class AppLabels(Record):
+class AppLabels(NamedTuple):
     """Everything routing needs from an app's labels."""
 
     groups: tuple[str, ...]
@@ -129,7 +125,7 @@ def _bool(key: str, value: str) -> bool:
 
 
 def _path(key: str, value: str) -> str:
-    if not _PATH.match(value):
+    if not URL_PATH.match(value):
         raise LabelError(
             f"label {key}: {_show(value)} is not a safe URL path "
             "(must start with '/', no spaces, quotes, '$', '#', '\\' or parentheses)"
@@ -143,7 +139,7 @@ def _hosts(key: str, value: str) -> tuple[str, ...]:
         host = raw.strip().lower()
         if not host:
             continue
-        if len(host) > 253 or not _HOSTNAME.match(host):
+        if not is_host_name(host):
             raise LabelError(f"label {key}: {_show(raw.strip())} is not a valid host name")
         if host not in hosts:
             hosts.append(host)
@@ -158,7 +154,7 @@ def _groups(value: str) -> tuple[str, ...]:
         group = raw.strip()
         if not group:
             continue
-        if not _GROUP.match(group):
+        if not GROUP_NAME.match(group):
             raise LabelError(f"label {HAPROXY_GROUP}: {_show(group)} is not a valid group name")
         groups.append(group)
     return tuple(sorted(set(groups)))
@@ -180,7 +176,7 @@ def _port_value(key: str, name: str, value: str) -> object:
         return value.lower()
     if name == "BALANCE":
         if value not in BALANCE_ALGORITHMS:
-            algos = ", ".join(sorted(BALANCE_ALGORITHMS))
+            algos = ", ".join(BALANCE_ALGORITHMS)
             raise LabelError(f"label {key}: unknown balance algorithm {_show(value)} (use one of {algos})")
         return value
     if name == "PORT":
@@ -217,12 +213,12 @@ def _classify(key: str) -> tuple[str, int, str] | None:
         if key == HAPROXY_GROUP:
             return ("group", 0, "")
         m = _HAPROXY_INDEXED.match(key)
-        if m is None or m.group(2) not in KNOWN_PORT_KEYS:
+        if m is None or m.group(2) not in HAPROXY_PORT_KEYS:
             return ("ignore", 0, "raw HAProxy settings in labels are never applied")
         return ("port", int(m.group(1)), m.group(2))
     if key.startswith("DEPLOYKIT_") and "_CHECK_" in key:
         m = _DEPLOYKIT_CHECK.match(key)
-        if m is None or m.group(2) not in KNOWN_CHECK_KEYS:
+        if m is None or m.group(2) not in DEPLOYKIT_CHECK_KEYS:
             return ("ignore", 0, "unknown deploykit check label")
         return ("check", int(m.group(1)), m.group(2))
     return None

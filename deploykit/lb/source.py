@@ -8,17 +8,17 @@ Marathon's stream has no replay. Threads here only read and enqueue; the daemon 
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
-import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from deploykit.clients.marathon import MarathonClient
 from deploykit.clients.marathon_events import Connected, Event, EventStream
+from deploykit.errors import RemoteError
+from deploykit.lb.marathon_json import decode_apps
 
 log = logging.getLogger(__name__)
 
@@ -49,28 +49,6 @@ class LeaderChanged:
 @dataclass(frozen=True)
 class ZkReconnected:
     """Queue item: the ZooKeeper session is back after a loss; resync in case we missed a failover."""
-
-
-_APPS_ARRAY = re.compile(r'\A\s*\{\s*"apps"\s*:\s*\[')
-_SEP = re.compile(r"\s*,?\s*")
-
-
-def iter_apps(text: str) -> Iterator[dict]:
-    """Yield the apps of a `{"apps": [...]}` document one by one (falls back to a full parse)."""
-    m = _APPS_ARRAY.match(text)
-    if m is None:
-        doc = json.loads(text)
-        yield from (doc.get("apps") or []) if isinstance(doc, dict) else []
-        return
-    decoder = json.JSONDecoder()
-    pos = m.end()
-    while True:
-        pos = _SEP.match(text, pos).end()
-        if pos >= len(text) or text[pos] == "]":
-            return
-        app, pos = decoder.raw_decode(text, pos)
-        if isinstance(app, dict):
-            yield app
 
 
 def apps_touched(event: Event) -> tuple[list[str], bool]:
@@ -185,11 +163,6 @@ class MarathonSource:
         self._lock = threading.Lock()
 
     @property
-    def stream_url(self) -> str | None:
-        stream = self._stream
-        return stream.url if stream is not None else None
-
-    @property
     def stream_connects(self) -> int:
         stream = self._stream
         return stream.connects if stream is not None else 0
@@ -237,12 +210,11 @@ class MarathonSource:
         if thread is not None:
             thread.join(timeout=5)
 
-    def snapshot(self) -> Iterator[dict]:
-        """Every app with its tasks (GET /v2/apps?embed=apps.tasks), parsed one app at a time.
+    def snapshot(self) -> list[Mapping[str, Any]]:
+        """Every app with its tasks (GET /v2/apps?embed=apps.tasks), decoded by lb.marathon_json.
 
-        The daemon's memory peak is the full snapshot: 3,000 apps x 5 tasks is ~15 MB of JSON
-        and ~65 MB as Python objects. Decoding app by app while the model is built keeps only
-        one app's objects alive at once.
+        The daemon's memory peak is the full snapshot (~50 MB of JSON at 10,000 apps x 5 tasks);
+        decode_apps builds only the keys the model reads, a fraction of the whole document.
         """
         # apps.readiness: Marathon sends readinessCheckResults only when asked, and a task that
         # is not ready yet must not be routed during a deployment.
@@ -250,7 +222,10 @@ class MarathonSource:
         assert resp is not None
         body = resp.content
         resp.close()
-        return iter_apps(body.decode("utf-8"))
+        try:
+            return decode_apps(body)
+        except ValueError as exc:  # not JSON, or not a list of apps: keep serving the last good config
+            raise RemoteError(f"Marathon's /v2/apps answer is not a list of apps: {exc}") from exc
 
     def app(self, app_id: str) -> dict | None:
         """One app with its tasks, or None when Marathon no longer has it."""

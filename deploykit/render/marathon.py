@@ -15,8 +15,18 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from deploykit import labels as L
 from deploykit.errors import Problem, ValidationError
+from deploykit.labels import (
+    CONFIG_PREFIX_ENV,
+    DEPLOYKIT_CONFIG_HASH,
+    DEPLOYKIT_DEPLOYED_BY,
+    DEPLOYKIT_GIT_SHA,
+    DEPLOYKIT_IMAGE,
+    DEPLOYKIT_SPEC_HASH,
+    HAPROXY_GROUP,
+    check_label,
+    haproxy_label,
+)
 from deploykit.render.schema import schema_errors, validate_against_schema
 
 if TYPE_CHECKING:
@@ -30,7 +40,7 @@ __all__ = ["MASK", "image_reference", "render_app", "render_with_config", "repos
 MASK = "********"
 TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_PROVENANCE = (L.DEPLOYKIT_DEPLOYED_BY, L.DEPLOYKIT_GIT_SHA, L.DEPLOYKIT_SPEC_HASH)
+_PROVENANCE = (DEPLOYKIT_DEPLOYED_BY, DEPLOYKIT_GIT_SHA, DEPLOYKIT_SPEC_HASH)
 
 
 def repository(image: str) -> str:
@@ -138,7 +148,7 @@ def render_app(
     env = {key: value for key, value in spec.env.items()}
     env.update({name: MASK for name in spec.secrets})
     if config_prefix:
-        env[L.CONFIG_PREFIX_ENV] = config_prefix
+        env[CONFIG_PREFIX_ENV] = config_prefix
     app["env"] = dict(sorted(env.items()))
     if spec.health is not None:
         app["healthChecks"] = [_health(spec)]
@@ -153,7 +163,7 @@ def render_app(
     app["labels"] = _labels(spec, None if process else image, config_hash, deployed_by, git_sha)
     ours = app
     app = _merge(app, spec.marathon)
-    app["labels"] = dict(sorted({**app.get("labels", {}), L.DEPLOYKIT_SPEC_HASH: spec_hash(app)}.items()))
+    app["labels"] = dict(sorted({**app.get("labels", {}), DEPLOYKIT_SPEC_HASH: spec_hash(app)}.items()))
     errors = schema_errors(app)
     if errors and spec.marathon and not schema_errors(ours):
         # Only the `marathon:` escape hatch made it invalid: the user's input, not a deploykit bug.
@@ -285,30 +295,30 @@ def _labels(
     hap = spec.haproxy
     if hap is not None:
         n = spec.port_index(hap.port)
-        out[L.HAPROXY_GROUP] = hap.group
+        out[HAPROXY_GROUP] = hap.group
         if hap.vhost:
-            out[L.haproxy_label(n, "VHOST")] = ",".join(hap.vhost)
+            out[haproxy_label(n, "VHOST")] = ",".join(hap.vhost)
         if hap.path:
-            out[L.haproxy_label(n, "PATH")] = hap.path
-        out[L.haproxy_label(n, "MODE")] = hap.mode
-        out[L.haproxy_label(n, "BALANCE")] = hap.balance
+            out[haproxy_label(n, "PATH")] = hap.path
+        out[haproxy_label(n, "MODE")] = hap.mode
+        out[haproxy_label(n, "BALANCE")] = hap.balance
         service = spec.ports[n].service
         if service:  # the port marathon-lb binds; 0 means Marathon assigns one, so there is nothing to pin yet
-            out[L.haproxy_label(n, "PORT")] = str(service)
+            out[haproxy_label(n, "PORT")] = str(service)
         check = _effective_check(spec)
         if check.path and hap.mode == "http":
-            out[L.check_label(n, "PATH")] = check.path
-        out[L.check_label(n, "INTERVAL_MS")] = str(round(check.interval * 1000))
-        out[L.check_label(n, "RISE")] = str(check.rise)
-        out[L.check_label(n, "FALL")] = str(check.fall)
+            out[check_label(n, "PATH")] = check.path
+        out[check_label(n, "INTERVAL_MS")] = str(round(check.interval * 1000))
+        out[check_label(n, "RISE")] = str(check.rise)
+        out[check_label(n, "FALL")] = str(check.fall)
     if config_hash:
-        out[L.DEPLOYKIT_CONFIG_HASH] = config_hash
+        out[DEPLOYKIT_CONFIG_HASH] = config_hash
     if git_sha:
-        out[L.DEPLOYKIT_GIT_SHA] = git_sha
+        out[DEPLOYKIT_GIT_SHA] = git_sha
     if deployed_by:
-        out[L.DEPLOYKIT_DEPLOYED_BY] = deployed_by
+        out[DEPLOYKIT_DEPLOYED_BY] = deployed_by
     if image:
-        out[L.DEPLOYKIT_IMAGE] = image
+        out[DEPLOYKIT_IMAGE] = image
     return dict(sorted(out.items()))
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from deploykit.errors import Problem
+from deploykit.labels import BALANCE_ALGORITHMS, GROUP_NAME, MODES
 from deploykit.spec.fields import ScalarStr, choice, duration, fail, number, pattern
 
 APP_ID_RE = r"^/?([a-z0-9]([a-z0-9.-]*[a-z0-9])?)(/[a-z0-9]([a-z0-9.-]*[a-z0-9])?)*$"
@@ -137,12 +138,12 @@ class HaproxyCheck(Strict):
 class HaproxySpec(Strict):
     """Routing through HAProxy (HAPROXY_* labels, marathon-lb naming)."""
 
-    group: pattern(r"^[A-Za-z0-9_.-]+$", "HAProxy group", "letters, digits, '.', '_' or '-'") = "external"
+    group: pattern(GROUP_NAME.pattern, "HAProxy group", "letters, digits, '.', '_' or '-', up to 63") = "external"
     port: str | None = None  # which port name to route; default: the first port
     vhost: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(default_factory=list)
     path: str | None = None
-    mode: choice("http", "tcp") = "http"
-    balance: choice("roundrobin", "leastconn", "source", "first", "uri", "random") = "roundrobin"
+    mode: choice(*MODES) = "http"
+    balance: choice(*BALANCE_ALGORITHMS) = "roundrobin"
     check: HaproxyCheck | None = None
 
 

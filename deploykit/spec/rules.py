@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deploykit.hints import did_you_mean
-from deploykit.labels import CONFIG_PREFIX_ENV
+from deploykit.labels import CONFIG_PREFIX_ENV, URL_PATH, is_host_name
+from deploykit.marathon_fields import SERVER_OWNED_FIELDS
 from deploykit.spec.yamlsrc import PathKey
 
 if TYPE_CHECKING:
@@ -23,27 +24,12 @@ Finding = tuple[PathKey, str, str | None]
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV = re.compile(r"^(PORT\d*|PORTS|HOST|MARATHON_APP_.*|MESOS_.*|DEPLOYKIT_.*)$")
-HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 IMAGE = re.compile(
     r"^[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
 )
 KV_KEY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 URI_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 CONSUL_VALUE_LIMIT = 512 * 1024
-# Marathon fields the server owns; sending them back confuses it (marathon#1136).
-READ_ONLY_MARATHON = (
-    "version",
-    "versionInfo",
-    "tasks",
-    "tasksRunning",
-    "tasksStaged",
-    "tasksHealthy",
-    "tasksUnhealthy",
-    "deployments",
-    "lastTaskFailure",
-    "readinessCheckResults",
-    "taskStats",
-)
 
 
 def _d(value: Any) -> Mapping[str, Any]:
@@ -141,11 +127,18 @@ def rule_haproxy_values(data: Mapping[str, Any], env: Environment | None) -> Ite
         return
     vhosts = hap.get("vhost")
     for i, vhost in enumerate(vhosts if isinstance(vhosts, list) else []):
-        if isinstance(vhost, str) and not HOSTNAME.match(vhost):
-            yield ("haproxy", "vhost", i), f"{vhost!r} is not a host name", "lowercase, e.g. cart.example.com"
-    path = hap.get("path")
-    if isinstance(path, str) and not path.startswith("/"):
-        yield ("haproxy", "path"), f"{path!r} must start with '/'", f"did you mean '/{path}'?"
+        if isinstance(vhost, str) and not is_host_name(vhost):
+            yield (("haproxy", "vhost", i), f"{vhost!r} is not a host name",
+                   "lowercase, e.g. cart.example.com or *.example.com")
+    check = hap.get("check")
+    paths = [(("haproxy", "path"), hap.get("path"))]
+    if isinstance(check, Mapping):
+        paths.append((("haproxy", "check", "path"), check.get("path")))
+    for where, path in paths:
+        if isinstance(path, str) and not path.startswith("/"):
+            yield where, f"{path!r} must start with '/'", f"did you mean '/{path}'?"
+        elif isinstance(path, str) and not URL_PATH.match(path):
+            yield where, f"{path!r} is not a safe URL path", "no spaces, quotes, '$', '#', '\\' or parentheses"
     group = hap.get("group", "external")
     if env is not None and env.haproxy is not None and isinstance(group, str) and group not in env.haproxy.groups:
         yield (
@@ -269,7 +262,7 @@ def rule_marathon(data: Mapping[str, Any], env: Environment | None) -> Iterator[
     for key, value in _d(data.get("marathon")).items():
         if key == "id":
             yield ("marathon", key), "the app id comes from the top-level id", "set id: instead"
-        elif key in READ_ONLY_MARATHON:
+        elif key in SERVER_OWNED_FIELDS:
             yield ("marathon", key), f"{key} is set by Marathon, not by you", "remove it"
         elif key not in known:
             yield ("marathon", key), "not a Marathon app field", did_you_mean(key, known, fallback="fields")

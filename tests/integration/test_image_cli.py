@@ -27,7 +27,7 @@ from tests.harness.common import free_port
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEPLOYKIT = [sys.executable, "-c", "from deploykit.launcher import main; main()"]  # the console script
+DEPLOYKIT = [sys.executable, "-m", "deploykit.cli"]  # the console script
 
 
 def git(cwd: Path, *args: str) -> str:

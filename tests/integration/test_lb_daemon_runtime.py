@@ -16,8 +16,8 @@ import pytest
 from deploykit.clients.marathon_events import Event
 from deploykit.lb.daemon import Daemon, DaemonOptions
 from deploykit.lb.haproxy import HAProxy
-from deploykit.lb.model import LbSettings
 from deploykit.lb.render import Renderer
+from deploykit.lb.settings import LbSettings
 from deploykit.lb.source import LeaderSource
 from tests.harness.common import NamedHTTPServer, free_port
 
@@ -47,7 +47,6 @@ class MemorySource:
     def __init__(self):
         self.apps: dict[str, dict] = {}
         self.leader = LeaderSource(["http://127.0.0.1:1"])
-        self.stream_url = "memory"
         self.stream_connected = True
 
     def start_stream(self):

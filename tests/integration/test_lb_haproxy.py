@@ -7,7 +7,8 @@ import urllib.request
 
 import pytest
 
-from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed, set_server_commands
+from deploykit.lb.changes import ServerOp
+from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed
 from tests.harness.common import NamedHTTPServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -20,6 +21,11 @@ def backends():
     for s in servers:
         s.close()
 
+
+def _ready(backend: str, server: str, address: str, port: int) -> list[str]:
+    """The daemon's commands for a slot taking a task: address first, then ready (lb.changes.ServerOp)."""
+    return [ServerOp(backend, server, "addr", address=address, port=port).command(),
+            ServerOp(backend, server, "state", state="ready").command()]
 
 def _config(inst, extra: str = "", port: int | None = None) -> str:
     return (
@@ -49,8 +55,8 @@ def _manager(inst) -> HAProxy:
 def test_runtime_api_fills_slots_without_reload(haproxy_factory, backends):
     inst = haproxy_factory(_config)
     mgr = _manager(inst)
-    cmds = set_server_commands("app", "s1", "127.0.0.1", backends[0], "ready")
-    cmds += set_server_commands("app", "s2", "127.0.0.1", backends[1], "ready")
+    cmds = _ready("app", "s1", "127.0.0.1", backends[0])
+    cmds += _ready("app", "s2", "127.0.0.1", backends[1])
     result = mgr.runtime.run(cmds)
     assert result.ok and result.batches == 1 and result.sent == 4
     assert {_get(inst.http_port) for _ in range(6)} == {"one", "two"}
@@ -87,7 +93,7 @@ def test_reload_follows_the_file_and_bad_config_never_lands(haproxy_factory, bac
     mgr = _manager(inst)
     # Runtime move of s2 (not yet in the file), then a structural change whose file moves s2 elsewhere:
     # the file must win (HAProxy 2.6 would otherwise take the stale port from the state file).
-    assert mgr.runtime.run(set_server_commands("app", "s2", "127.0.0.1", 1, "ready")).ok
+    assert mgr.runtime.run(_ready("app", "s2", "127.0.0.1", 1)).ok
     result = mgr.apply(_rendered(inst, {"s1": backends[0], "s2": backends[1]}, "backend other\n    balance first\n"))
     assert result.reloaded and inst.reload_count() == 1
     state = {ln.split()[3]: ln.split() for ln in inst.stats("show servers state app").splitlines()[2:] if ln}
@@ -108,7 +114,7 @@ def test_reload_failure_is_detected_and_file_restored(haproxy_factory, backends)
     """A config `haproxy -c` accepts but that cannot start (port taken) is reported and rolled back."""
     inst = haproxy_factory(_config)
     mgr = _manager(inst)
-    mgr.runtime.run(set_server_commands("app", "s1", "127.0.0.1", backends[0], "ready"))
+    mgr.runtime.run(_ready("app", "s1", "127.0.0.1", backends[0]))
     good = inst.config_path.read_text()
     taken = backends[1]  # a port a test HTTP server already listens on
     with pytest.raises(ReloadFailed):
@@ -125,7 +131,7 @@ def test_start_when_not_running(haproxy_factory, backends, tmp_path):
     port = free_port()
     res = mgr.start(_config(inst, port=port))
     assert res.started and mgr.running()
-    mgr.runtime.run(set_server_commands("app", "s3", "127.0.0.1", backends[1], "ready"))
+    mgr.runtime.run(_ready("app", "s3", "127.0.0.1", backends[1]))
     assert _get(port) == "two"
     mgr.stop()
     assert not mgr.running()

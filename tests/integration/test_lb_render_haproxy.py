@@ -137,6 +137,31 @@ def test_rendered_config_routes_by_host_and_skips_bad_apps(haproxy_factory, http
     assert inst.reload_count() == 0
 
 
+def test_wildcard_vhost_routes_any_name_under_it_and_exact_names_win(haproxy_factory, http_backends, tmp_path):
+    """`*.example.com` (marathon-lb's wildcard vhost) routes every name under example.com, in a real HAProxy;
+    an exact name of another app wins over it whatever the app ids' order, and the bare domain is not matched."""
+    inst = haproxy_factory()
+    apps = [
+        _app("/a/wild", {"HAPROXY_0_VHOST": "*.example.com,wild.test"}, 10001, [_task("w1", http_backends["alpha"])]),
+        _app("/z/api", {"HAPROXY_0_VHOST": "api.example.com"}, 10002, [_task("a1", http_backends["beta"])]),
+    ]
+    apps_file = tmp_path / "apps.json"
+    apps_file.write_text(json.dumps({"apps": apps}))
+    env_dir = _env_dir(tmp_path, inst.http_port, inst.stats_socket)
+    proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(apps_file), "--env", "itest",
+                           "--env-dir", str(env_dir), "--strict", "-o", str(inst.config_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    inst.start(inst.config_path.read_text())
+    wait_until(lambda: _get(inst.http_port, "api.example.com")[0] == 200, 10, "api routed")
+    assert _get(inst.http_port, "api.example.com") == (200, "beta /")
+    assert _get(inst.http_port, "shop.example.com") == (200, "alpha /")
+    assert _get(inst.http_port, "a.b.EXAMPLE.com:80") == (200, "alpha /")
+    assert _get(inst.http_port, "wild.test") == (200, "alpha /")
+    assert _get(inst.http_port, "example.com")[0] == 503
+    assert _get(inst.http_port, "notexample.com")[0] == 503
+
+
 def test_lb_render_cli_errors(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -183,8 +208,9 @@ def test_fuzzed_labels_never_break_the_config(tmp_path):
     """Whatever the labels say, the rendered file is valid and holds only the sections the model has."""
     import random
 
-    from deploykit.lb.model import LbSettings, build_model
+    from deploykit.lb.model import build_model
     from deploykit.lb.render import render_config
+    from deploykit.lb.settings import LbSettings
 
     binary = require_binary("haproxy")
     keys = ["VHOST", "PATH", "MODE", "BALANCE", "PORT", "STICKY", "REDIRECT_TO_HTTPS"]

@@ -100,7 +100,7 @@ def test_installed_package_uses_its_own_data(installed: Path, tmp_path: Path) ->
 
 def test_installed_console_script_help_and_version(installed: Path, tmp_path: Path) -> None:
     script = str(installed / "bin" / "deploykit")
-    assert "from deploykit.launcher import main" in Path(script).read_text()
+    assert "from deploykit.cli import main" in Path(script).read_text()
     helped = _run([script, "--help"], cwd=tmp_path, env={**_clean_env(), "COLUMNS": "100"})
     assert helped.returncode == 0 and "validate" in helped.stdout and "Commands:" in helped.stdout
     version = _run([script, "--version"], cwd=tmp_path, env=_clean_env())

@@ -13,8 +13,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from deploykit.cli import main
-from deploykit.commands import COMMANDS
+from deploykit.cli import COMMANDS, main
 
 # deploy_cmds.py is being edited by the deploy engineer; these flip to passing (strict xfail fails)
 # as soon as their help gets an example, and should then be dropped from this list.

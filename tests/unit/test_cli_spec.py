@@ -143,36 +143,21 @@ def test_help_has_an_example(command: str) -> None:
     assert result.exit_code == 0 and "Examples:" in result.output and "deploykit " + command in result.output
 
 
-@pytest.mark.parametrize("columns", ["50", "60", "80", "100", "160"])
-def test_fast_help_matches_click(columns: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The launcher's click-free `--help` is byte-identical to click's, or steps aside (None)."""
-    from deploykit.launcher import fast_help
+def test_console_script_version_and_help() -> None:
+    """The console script is the click group itself (pyproject: deploykit = "deploykit.cli:main")."""
+    import subprocess
+    import sys
 
-    monkeypatch.setenv("COLUMNS", columns)
-    fast = fast_help()
-    slow = CliRunner().invoke(main, ["--help"], prog_name="deploykit", env={"COLUMNS": columns})
-    assert slow.exit_code == 0
-    if int(columns) >= 80:
-        assert fast is not None
-    if fast is not None:
-        assert fast == slow.output
-
-
-def test_launcher_version_and_fallthrough(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     from deploykit import __version__
-    from deploykit.launcher import main as launcher
 
-    monkeypatch.setattr("sys.argv", ["deploykit", "--version"])
-    launcher()
-    assert (
-        capsys.readouterr().out
-        == CliRunner().invoke(main, ["--version"]).output
-        == f"deploykit, version {__version__}\n"
-    )
-    monkeypatch.setattr("sys.argv", ["deploykit", "validate", HELLO, "--env", "local"])
-    with pytest.raises(SystemExit) as info:
-        launcher()
-    assert info.value.code == 0 and "ok" in capsys.readouterr().out
+    entry = [sys.executable, "-m", "deploykit.cli"]
+    version = subprocess.run([*entry, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.stdout == CliRunner().invoke(main, ["--version"]).output == f"deploykit, version {__version__}\n"
+    helped = subprocess.run([*entry, "--help"], capture_output=True, text=True, timeout=60, env={"COLUMNS": "100"})
+    assert helped.returncode == 0
+    assert helped.stdout == CliRunner().invoke(main, ["--help"], prog_name="deploykit", env={"COLUMNS": "100"}).output
+    typo = CliRunner().invoke(main, ["valdate"])
+    assert typo.exit_code == 2 and "No such command 'valdate'. Did you mean 'validate'?" in typo.output
 
 
 def test_validate_catches_escape_hatch_conflicts(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from deploykit.lb.changes import ServerOp, diff
-from deploykit.lb.model import LbSettings, apply_app, build_model
+from deploykit.lb.changes import diff
+from deploykit.lb.model import apply_app, build_model
+from deploykit.lb.settings import LbSettings
 
 SETTINGS = LbSettings(http_port=18080)
 
@@ -89,10 +90,6 @@ def test_structure_changes_need_reload() -> None:
         assert changes.reload_needed and reason in changes.reasons, (reason, changes.reasons)
     gone = diff(base, build_model([], SETTINGS))
     assert "backend a_0 removed" in gone.reasons and "http routes changed" in gone.reasons
-
-
-def test_weight_op_command() -> None:
-    assert ServerOp("be", "s1", "weight", weight=50).command() == "set server be/s1 weight 50"
 
 
 def test_change_lists_of_several_updates_can_be_merged() -> None:

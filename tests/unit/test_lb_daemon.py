@@ -10,9 +10,11 @@ import urllib.request
 import pytest
 
 from deploykit.envs import load_environment
-from deploykit.lb.daemon import JsonLineFormatter, settings_from_environment, task_ids
+from deploykit.lb.daemon import task_ids
 from deploykit.lb.metrics import Metrics, MetricsServer
-from deploykit.lb.model import LbSettings, build_model
+from deploykit.lb.model import build_model
+from deploykit.lb.run import JsonLineFormatter
+from deploykit.lb.settings import LbSettings, settings_from_environment
 
 
 def test_json_line_formatter_carries_fields():

@@ -11,7 +11,6 @@ from deploykit.lb.haproxy import (
     filter_server_state,
     is_error_reply,
     parse_show_proc,
-    set_server_commands,
     split_replies,
 )
 
@@ -51,16 +50,6 @@ def test_split_batched_replies():
     replies = split_replies(reply)
     assert len(replies) == 4
     assert [is_error_reply(r) for r in replies] == [True, False, False, True]
-
-
-def test_set_server_commands_order_and_validation():
-    assert set_server_commands("be", "s1", "10.0.0.1", 31000, "ready") == [
-        "set server be/s1 addr 10.0.0.1 port 31000",
-        "set server be/s1 state ready",
-    ]
-    assert set_server_commands("be", "s2", None, None, "drain") == ["set server be/s2 state drain"]
-    with pytest.raises(ValueError):
-        set_server_commands("be", "s1", None, None, "up")
 
 
 def test_batches_respect_size_and_refuse_injection():

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from deploykit.envs import load_environment
-from deploykit.lb.model import LbSettings, build_model
+from deploykit.lb.model import build_model
+from deploykit.lb.settings import LbSettings
 from deploykit.render.marathon import image_reference, render_app
 from deploykit.spec.loader import load_app
 
@@ -40,3 +41,18 @@ def test_rendered_example_app_is_routed_as_its_app_yaml_says(env_name: str) -> N
     ports = [m.get("servicePort") for m in (app.get("container") or {}).get("portMappings") or []] or [
         d.get("port") for d in app.get("portDefinitions") or []]
     assert ports == [service_port]
+
+
+def test_wildcard_vhost_passes_validate_and_the_daemon_alike(tmp_path) -> None:
+    """One rule (deploykit.labels.HOST_NAME): what `deploykit validate` accepts, the daemon routes."""
+    from deploykit.errors import ValidationError
+    from deploykit.lb.labels import parse_labels
+
+    app_yaml = tmp_path / "app.yaml"
+    app_yaml.write_text("id: /a/b\nports: [{name: http, container: 80}]\nhaproxy: {vhost: ['*.example.com']}\n")
+    load_app(app_yaml, None)  # raises ValidationError if refused
+    parsed = parse_labels({"HAPROXY_GROUP": "g", "HAPROXY_0_VHOST": "*.example.com"})
+    assert parsed.ports[0].vhosts == ("*.example.com",)
+    app_yaml.write_text("id: /a/b\nports: [{name: http, container: 80}]\nhaproxy: {vhost: ['a.*.example.com']}\n")
+    with pytest.raises(ValidationError):
+        load_app(app_yaml, None)

@@ -7,7 +7,8 @@ import random
 import pytest
 
 from deploykit.errors import ValidationError
-from deploykit.lb.model import LbSettings, apply_app, build_model, remove_app, slot_count
+from deploykit.lb.model import apply_app, build_model, remove_app, slot_count
+from deploykit.lb.settings import LbSettings
 
 SETTINGS = LbSettings(http_port=18080, groups=("external",))
 

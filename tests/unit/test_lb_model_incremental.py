@@ -6,7 +6,8 @@ import copy
 import random
 
 from deploykit.lb.changes import diff
-from deploykit.lb.model import LbSettings, apply_app, build_model, remove_app
+from deploykit.lb.model import apply_app, build_model, remove_app
+from deploykit.lb.settings import LbSettings
 
 SETTINGS = LbSettings(http_port=18080, min_slots=4)
 

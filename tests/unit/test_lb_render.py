@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from deploykit.errors import ValidationError
-from deploykit.lb.model import LbSettings, apply_app, build_model
+from deploykit.lb.model import apply_app, build_model
 from deploykit.lb.render import Renderer, render_config, slot_layout
+from deploykit.lb.settings import LbSettings
 
 SETTINGS = LbSettings(http_port=18080, bind_address="127.0.0.1", stats_socket="/tmp/dk.sock",
                       state_file="/tmp/dk.state", groups=("external",))
@@ -144,3 +145,21 @@ def test_custom_templates_get_jinja_globals_and_errors_are_reported(tmp_path: Pa
 def test_ipv6_servers_are_bracketed() -> None:
     m = build_model([{**apps()[2], "tasks": [{**task("d1", 31004), "host": "fd00::5"}]}], SETTINGS)
     assert "    server s1 [fd00::5]:31004" in render_config(m).splitlines()
+
+
+def test_wildcard_vhost_is_a_suffix_match_after_exact_names() -> None:
+    """`*.example.com` renders as a Host suffix match (-m end .example.com); exact names come first."""
+    a = [
+        {"id": "/a/wild", "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "*.example.com,wild.test"},
+         "portDefinitions": [{"port": 10001}], "tasks": []},
+        {"id": "/z/api", "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "api.example.com"},
+         "portDefinitions": [{"port": 10002}], "tasks": []},
+    ]
+    model = build_model(a, SETTINGS)
+    assert not model.rejected
+    rules = [line.strip() for line in render_config(model).splitlines() if line.strip().startswith("use_backend")]
+    assert rules == [
+        "use_backend z_api_0 if { req.hdr(host),field(1,:),lower -m str api.example.com }",
+        "use_backend a_wild_0 if { req.hdr(host),field(1,:),lower -m str wild.test }",
+        "use_backend a_wild_0 if { req.hdr(host),field(1,:),lower -m end .example.com }",
+    ]

@@ -57,13 +57,3 @@ def test_zk_reconnect_after_loss_requests_resync():
     src._on_zk_state("CONNECTED")
     assert sink.get_nowait() == ZkReconnected()
     assert sink.empty()
-
-
-def test_iter_apps_streams_the_apps_array():
-    from deploykit.lb.source import iter_apps
-
-    text = '{"apps": [ {"id": "/a", "x": [1, {"y": "]"}]} ,\n {"id": "/b"} ] }'
-    assert [a["id"] for a in iter_apps(text)] == ["/a", "/b"]
-    assert list(iter_apps('{"apps":[]}')) == []
-    # another key first: still parsed (whole document at once)
-    assert [a["id"] for a in iter_apps('{"meta": 1, "apps": [{"id": "/c"}]}')] == ["/c"]

@@ -138,7 +138,8 @@ def test_hostless_image_lives_in_the_environment_registry(tmp_path: Path) -> Non
 def test_routed_port_carries_its_service_port_as_haproxy_port(tmp_path: Path) -> None:
     """HAPROXY_{n}_PORT (DESIGN §3) is the routed port's service port, the one marathon-lb binds."""
     from deploykit.lb.labels import parse_labels
-    from deploykit.lb.model import LbSettings, build_model
+    from deploykit.lb.model import build_model
+    from deploykit.lb.settings import LbSettings
 
     env = load_environment("docker", ENVS)
     spec = app(tmp_path, "id: /a/b\nimage: r.test/a/b\n"
