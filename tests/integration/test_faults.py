@@ -171,14 +171,16 @@ def served_by(rig: Rig, version: str) -> None:
     wait_for(check, 30, f"every request answered by {version} through HAProxy", interval=0.5)
 
 
-def task_processes() -> set[str]:
-    """MESOS_TASK_ID of every hello server process alive on this machine for APP_ID."""
+def task_processes(state_dir: Path) -> set[str]:
+    """MESOS_TASK_ID of every task process alive for APP_ID whose sandbox is under this devcluster's state dir."""
     out = set()
     slug = APP_ID.strip("/").replace("/", "_")
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
+            if not os.readlink(f"/proc/{pid}/cwd").startswith(str(state_dir)):
+                continue
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
@@ -208,7 +210,10 @@ def check_invariants(rig: Rig, spec: Path) -> dict:
         assert consul.ls(prefix.rstrip("/") + "/", separator=None), f"config {prefix} referenced but gone"
     # nothing orphaned
     running = {t["id"] for t in app["tasks"] if t["state"] == "TASK_RUNNING"}
-    wait_for(lambda: task_processes() == running, 15, "task processes == Marathon's running tasks")
+    deadline = time.monotonic() + 15
+    while (alive := task_processes(rig.dc.state_dir)) != running and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert alive == running, f"task processes {sorted(alive)} != Marathon's running tasks {sorted(running)}"
     return {"version": version, "redeploy_seconds": round(waited, 2), "redeploy_result": doc.get("result")}
 
 
