@@ -58,6 +58,7 @@ def workspace(tmp_path: Path, app_id: str, port: int, env: dict | None = None) -
     doc = yaml.safe_load((HELLO / "app.yaml").read_text())
     doc.update(id=app_id, instances=1, image=RECORD["image"])
     doc["ports"][0]["service"] = port
+    doc["haproxy"]["vhost"] = [f"{app_id.strip('/').replace('/', '-')}.test"]  # a held vhost is refused (lb.claims)
     doc["env"] = {"GREETING": "hi", **(env or {})}
     doc["health"] = {"path": "/health", "port": "http", "grace": "2s", "interval": "2s", "timeout": "1s",
                      "max_failures": 2}
