@@ -149,6 +149,19 @@ class Devcluster:
         stop_group(self.proc, timeout)
         self._kill_groups(groups)
         self.proc = None
+        self.remove_containers()
+
+    def containers(self) -> list[dict]:
+        """This node's Docker containers (any state), from the engine."""
+        from deploykit.devcluster.docker_engine import devcluster_containers
+
+        return devcluster_containers(self.state_dir, self.marathon_port)
+
+    def remove_containers(self) -> int:
+        """Safety net at teardown: nothing this node started outlives the test."""
+        from deploykit.devcluster.docker_engine import remove_devcluster_containers
+
+        return remove_devcluster_containers(self.state_dir, self.marathon_port)
 
     def kill(self) -> None:
         """SIGKILL the server (a crash). Its reaper kills the tasks; we make sure of it."""
@@ -196,6 +209,7 @@ def devcluster_factory() -> Iterator:
         finally:
             for dc in made:
                 dc.stop()
+                dc.remove_containers()  # also after a kill() the test did not follow with a start()
 
 
 @pytest.fixture
@@ -205,6 +219,11 @@ def devcluster(devcluster_factory) -> Devcluster:
 
 
 # --- helpers for tests that deploy apps to a devcluster -------------------------------------------------------
+# examples/hello's `local` overlay for tests that want it as a command task (no Docker): its script is
+# fetched into the sandbox and run with the host's python3, listening on $PORT0.
+HELLO_AS_COMMAND = {"image": None, "build": None, "fetch": ["server.py"], "cmd": "python3 server.py"}
+
+
 def http_app(app_id: str, instances: int = 1, health_path: str = "/health", *, grace: int = 30,
              interval: int = 1, max_failures: int = 3, **extra) -> dict:
     """A tiny HTTP app (busybox httpd serving its sandbox, which holds `health`) with an HTTP health check."""

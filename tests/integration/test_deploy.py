@@ -23,7 +23,7 @@ import yaml
 
 from deploykit.clients.consul import ConsulClient
 from tests.harness.common import free_port, wait_until
-from tests.harness.devcluster import Devcluster
+from tests.harness.devcluster import HELLO_AS_COMMAND, Devcluster
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +71,7 @@ def write_app(appdir: Path, name: str, app_id: str, port: int, *, env: dict | No
                      "max_failures": 2}
     doc["readiness"] = {"path": "/ready", "port": "http", "interval": "2s", "timeout": "1s"}
     doc["upgrade"] = {"minimum_health_capacity": 0.5, "maximum_over_capacity": 0.5}
+    doc["environments"]["local"] = dict(HELLO_AS_COMMAND)
     if config is not None:
         doc["config"]["values"] = config
     if secrets:

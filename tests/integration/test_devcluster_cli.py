@@ -77,18 +77,6 @@ def test_local_up_foreground_stops_on_sigterm(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_quickstart_deploys_examples_hello_and_it_answers(devcluster):
-    """The README path: render examples/hello for env local, deploy it, and get an answer from a task."""
-    res = run("deploy", "examples/hello/app.yaml", "--env", "local", "--env-dir", str(devcluster.env_dir),
-              "--output", "json", timeout=120)
-    assert res.returncode == 0, res.stdout + res.stderr
-    app = devcluster.get("/v2/apps/examples/hello")["app"]
-    assert app["tasksHealthy"] == app["instances"] == 2
-    port = app["tasks"][0]["ports"][0]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
-        assert resp.status == 200 and b"hello" in resp.read()
-
-
 def test_local_up_rejects_bad_options_before_starting_anything(tmp_path):
     import socket
 
