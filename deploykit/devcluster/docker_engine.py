@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploykit.devcluster.util import pid_alive
+
 DEFAULT_SOCKET = "/var/run/docker.sock"
 DEVCLUSTER_LABEL = "deploykit.devcluster"  # value: the devcluster's state dir (absolute)
 NODE_LABEL = "deploykit.devcluster.node"  # value: the node's Marathon port (nodes may share a state dir)
@@ -160,28 +162,11 @@ def stop_dockerd(pid: int, timeout: float = 30.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return False
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
     return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie that is not our child still "exists"
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def devcluster_containers(state_dir: Path, node_port: int | None = None, timeout: float = 20.0) -> list[dict]:
@@ -192,7 +177,7 @@ def devcluster_containers(state_dir: Path, node_port: int | None = None, timeout
     filters = ["--filter", f"label={DEVCLUSTER_LABEL}={Path(state_dir).resolve()}"]
     if node_port is not None:
         filters += ["--filter", f"label={NODE_LABEL}={node_port}"]
-    fmt = "\t".join(["{{.ID}}", "{{.Names}}", "{{.State}}", "{{.Image}}", "{{.Label \"%s\"}}" % TASK_LABEL])
+    fmt = "\t".join(["{{.ID}}", "{{.Names}}", "{{.State}}", "{{.Image}}", "{{.Label \"" + TASK_LABEL + "\"}}"])
     try:
         out = _cli(["ps", "-a", "--no-trunc", *filters, "--format", fmt], timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):
