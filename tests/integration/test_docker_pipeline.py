@@ -116,7 +116,7 @@ def test_build_push_deploy_by_digest_route_roll_and_roll_back(pipeline, docker_b
     pinned = built["push"]["pinned"]
     assert pinned.startswith(f"{registry.host}/examples/hello@sha256:")
 
-    rc, v1, err = cli("deploy", str(app_yaml), "--env", "local", "--env-dir", str(env_dir), "--from-build", str(record))
+    rc, _, err = cli("deploy", str(app_yaml), "--env", "local", "--env-dir", str(env_dir), "--from-build", str(record))
     assert rc == 0, err
     app = dc.get("/v2/apps/examples/hello")["app"]
     assert app["container"]["docker"]["image"] == pinned and app["tasksHealthy"] == 2
@@ -133,7 +133,7 @@ def test_build_push_deploy_by_digest_route_roll_and_roll_back(pipeline, docker_b
         set_spec(app_yaml, env={"GREETING": "v2"})
         with Load(lb.http_port, "hello.local") as load:
             time.sleep(1)
-            rc, v2, err = cli("deploy", str(app_yaml), "--env", "local", "--env-dir", str(env_dir), "--from-build",
+            rc, _, err = cli("deploy", str(app_yaml), "--env", "local", "--env-dir", str(env_dir), "--from-build",
                               str(record))
             assert rc == 0, err
             wait_for(lambda: "greeting=v2" in lb.get("hello.local", "/").text, 20, "v2 answering")
