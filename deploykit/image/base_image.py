@@ -56,12 +56,19 @@ def ensure_base_image(registry_host: str, docker: str, *, runner: Runner | None 
     if registry_has is not None and registry_has():
         log(f"base image {ref} is already in the registry")
         return ref
-    if not _engine_has(runner, docker, LOCAL_REF):
-        _build(runner, docker, log)
+    ensure_local_base(docker, runner=runner, log=log)
     runner.run([docker, "tag", LOCAL_REF, ref], what="tag base image", timeout=60)
     log(f"pushing {ref}")
     runner.run([docker, "push", ref], what=f"push {ref}", timeout=600)
     return ref
+
+
+def ensure_local_base(docker: str, *, runner: Runner | None = None, log: Callable[[str], None] = print) -> str:
+    """`deploykit/python:3.11` in the engine's own store (built once from Debian packages); returns the ref."""
+    runner = runner or Runner()
+    if not _engine_has(runner, docker, LOCAL_REF):
+        _build(runner, docker, log)
+    return LOCAL_REF
 
 
 def _engine_has(runner: Runner, docker: str, ref: str) -> bool:
