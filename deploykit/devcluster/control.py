@@ -50,8 +50,12 @@ class UpOptions:
         out: list[Problem] = []
         ports = {"--marathon-port": self.marathon_port, "--consul-port": self.consul_port,
                  "--registry-port": self.registry_port}
+        leftover = (_recorded(self.state_dir) or {}).get("registry") or {}  # ours, left by a crash: restarted
         for flag, port in ports.items():
             if flag != "--marathon-port" and port == 0:
+                continue
+            if flag == "--registry-port" and leftover.get("url") == f"127.0.0.1:{port}" and pid_alive(
+                    int(leftover.get("pid") or 0)):
                 continue
             if not 0 < port < 65536:
                 out.append(Problem(None, flag, f"{port} is not a TCP port", hint="use 1-65535"))

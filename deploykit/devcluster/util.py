@@ -48,8 +48,13 @@ def parse_zk_url(url: str) -> tuple[str, str]:
 
 
 def port_free(host: str, port: int) -> bool:
-    """True when nothing listens on host:port (we can bind it ourselves)."""
+    """True when nothing listens on host:port (we can bind it ourselves).
+
+    SO_REUSEADDR as servers bind: connections in TIME_WAIT (a server killed with clients connected) do
+    not make a port look taken; a listening socket still does.
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

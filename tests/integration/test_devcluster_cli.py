@@ -114,3 +114,47 @@ def test_local_up_rejects_bad_options_before_starting_anything(tmp_path):
     paths = {p["path"] for p in json.loads(res.stdout)["problems"]}
     assert paths == {"--marathon-port", "--zk"}
     assert not (tmp_path / "s" / "devcluster.json").exists()
+
+
+def test_local_up_after_kill9_adopts_containers_and_down_leaves_nothing(tmp_path, docker_engine_ready, hello_image):
+    """kill -9 of the server with 3 containers running; `local up` on the same state dir adopts the same
+    tasks (no second set); `local down` then leaves no container and no registry."""
+    from deploykit.devcluster.docker_engine import devcluster_containers
+    from deploykit.devcluster.local_registry import registry_answers
+
+    state = tmp_path / "state"
+    mport, rport = free_port(), free_port()
+    flags = ["--marathon-port", str(mport), "--consul-port", "0", "--registry-port", str(rport), "--state-dir",
+             str(state), "--output", "json"]
+    up = run("local", "up", "--detach", *flags)
+    assert up.returncode == 0, up.stderr
+    base = f"http://127.0.0.1:{mport}"
+    try:
+        app = {"id": "/three", "instances": 3, "mem": 64, "cpus": 0.1,
+               "container": {"type": "DOCKER", "docker": {"image": hello_image.pinned},
+                             "portMappings": [{"containerPort": 8080}]},
+               "healthChecks": [{"protocol": "HTTP", "path": "/health", "intervalSeconds": 1, "timeoutSeconds": 0}]}
+        req = urllib.request.Request(f"{base}/v2/apps", method="POST", data=json.dumps(app).encode(),
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=5).close()
+
+        def healthy_ids() -> set[str] | None:
+            with urllib.request.urlopen(f"{base}/v2/apps/three?embed=app.tasks", timeout=5) as resp:
+                tasks = json.loads(resp.read())["app"].get("tasks", [])
+            ids = {t["id"] for t in tasks if all(h["alive"] for h in t.get("healthCheckResults", [{"alive": 0}]))}
+            return ids if len(ids) == 3 and len(tasks) == 3 else None
+
+        before = wait_for(healthy_ids, 90, "3 healthy containers")
+        os.kill(json.loads(up.stdout)["pid"], signal.SIGKILL)
+        from deploykit.devcluster.util import port_free
+
+        wait_until(lambda: port_free("127.0.0.1", mport), 10, "the killed server's port released (TIME_WAIT is fine)")
+        assert {c["task"] for c in devcluster_containers(state) if c["state"] == "running"} == before
+        again = run("local", "up", "--detach", *flags)
+        assert again.returncode == 0, again.stderr
+        assert wait_for(healthy_ids, 60, "the same 3 tasks healthy") == before
+        assert {c["task"] for c in devcluster_containers(state)} == before  # adopted, no second set
+    finally:
+        down = run("local", "down", "--state-dir", str(state), "--output", "json")
+    assert down.returncode == 0, down.stderr
+    assert devcluster_containers(state) == [] and not registry_answers(f"127.0.0.1:{rport}")
