@@ -157,7 +157,8 @@ class Scheduler:
             rt.plan_targets = {}
             for t in list(rt.tasks.values()):
                 self.kill(rt, t, "shutdown")
-        deadline = time.monotonic() + 15
+        graces = [self._grace(t) for rt in runtimes for t in rt.tasks.values()]
+        deadline = time.monotonic() + max([15.0, *(g + 10 for g in graces)])  # containers stop within their grace
         while any(rt.tasks for rt in runtimes) and time.monotonic() < deadline:
             await self.changed.wait(0.2)
         self.apps.clear()

@@ -40,7 +40,8 @@ class Devcluster:
     """A devcluster process: `.marathon_url`, `.consul_url`, `.state_dir`, `.env_dir`, `.log_path`."""
 
     def __init__(self, workdir: Path, *, state_dir: Path | None = None, zk: str | None = None,
-                 heartbeat: str = "1s", extra_args: list[str] | None = None, consul: bool = True) -> None:
+                 heartbeat: str = "1s", extra_args: list[str] | None = None, consul: bool = True,
+                 env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.marathon_port = free_port()
@@ -49,6 +50,7 @@ class Devcluster:
         self.zk = zk
         self.heartbeat = heartbeat
         self.extra_args = list(extra_args or [])
+        self.env = dict(env or {})  # extra environment for the server process (e.g. DOCKER_HOST)
         self.log_path = workdir / f"devcluster-{self.marathon_port}.log"
         self.env_dir = workdir / "env"
         self.proc: subprocess.Popen | None = None
@@ -97,7 +99,7 @@ class Devcluster:
 
     def start(self, wait_leader: bool | None = None, timeout: float = 30) -> Devcluster:
         """Start the process; wait until it serves (and, without --zk, until it leads)."""
-        self.proc = spawn(self.command(), self.log_path, cwd=REPO_ROOT)
+        self.proc = spawn(self.command(), self.log_path, cwd=REPO_ROOT, env={**os.environ, **self.env})
         wait_until(lambda: self._alive() and port_open(self.marathon_port), timeout, "devcluster Marathon port")
         if self.consul_port:
             wait_until(lambda: port_open(self.consul_port), timeout, "devcluster Consul port")

@@ -146,3 +146,39 @@ def test_kill9_restart_adopts_containers_and_removes_strays(devcluster_factory, 
     assert stray not in {c["id"] for c in dc.containers()}
     dc.stop()
     assert dc.containers() == []
+
+
+def test_without_an_engine_docker_apps_fail_with_what_to_install_and_commands_run(devcluster_factory, tmp_path):
+    dc = devcluster_factory(env={"DOCKER_HOST": f"unix://{tmp_path}/no-such-docker.sock"})
+    put(dc, hello_app("/noengine/img", "127.0.0.1:5000/examples/hello:1", backoffSeconds=30))
+    put(dc, {"id": "/noengine/cmd", "cmd": "exec sleep 60", "instances": 1, "cpus": 0.01, "mem": 16})
+    failure = wait_for(lambda: dc.get("/v2/apps/noengine/img?embed=app.lastTaskFailure")["app"].get(
+        "lastTaskFailure"), 20, "lastTaskFailure")
+    assert failure["state"] == "TASK_FAILED"
+    assert f"no Docker engine answers at unix://{tmp_path}/no-such-docker.sock" in failure["message"]
+    assert "apt-get install docker.io" in failure["message"]
+    wait_for(lambda: [t for t in tasks(dc, "/noengine/cmd") if t["state"] == "TASK_RUNNING"], 20, "command task")
+
+
+def test_kill_grace_period_is_the_docker_stop_timeout(dc, docker_base):
+    """Python as PID 1 ignores SIGTERM: the stop waits taskKillGracePeriodSeconds, then SIGKILL."""
+    app = {"id": "/dock/stubborn", "instances": 1, "cpus": 0.1, "mem": 32, "taskKillGracePeriodSeconds": 3,
+           "container": {"type": "DOCKER", "docker": {"image": docker_base}},
+           "args": ["python3", "-c", "import time; print('up', flush=True); time.sleep(600)"]}
+    put(dc, app)
+    [task] = wait_for(lambda: [t for t in tasks(dc, "/dock/stubborn") if t["state"] == "TASK_RUNNING"], 60, "running")
+    info = container_of(task["id"])
+    assert info["HostConfig"]["NetworkMode"] == "host" and info["HostConfig"]["Memory"] == 32 * 1024 * 1024
+    events = EventReader(dc.marathon_url, ["status_update_event"])
+    try:
+        t0 = time.monotonic()
+        r = requests.delete(f"{dc.marathon_url}/v2/apps/dock/stubborn/tasks/{task['id']}", timeout=10)
+        assert r.status_code == 200, r.text
+        wait_for(lambda: [e for e in events.events if e.get("taskId") == task["id"]
+                          and e.get("taskStatus") == "TASK_KILLED"], 20, "TASK_KILLED")
+        elapsed = time.monotonic() - t0
+    finally:
+        events.close()
+    assert 3 <= elapsed < 8, elapsed
+    killed = [e for e in events.events if e.get("taskId") == task["id"] and e.get("taskStatus") == "TASK_KILLED"]
+    assert "status 137" in killed[0]["message"]  # SIGKILL after the grace period
