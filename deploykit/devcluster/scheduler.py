@@ -63,6 +63,12 @@ _CONDITION = {"TASK_STAGING": "Staging", "TASK_RUNNING": "Running", "TASK_KILLIN
               "TASK_KILLED": "Killed", "TASK_FAILED": "Failed", "TASK_FINISHED": "Finished"}
 
 
+def _logged_until(sandbox: Path) -> float:
+    """When an adopted container's logs were last written to its sandbox: follow on from there."""
+    times = [p.stat().st_mtime for p in (sandbox / "stdout", sandbox / "stderr") if p.exists()]
+    return max(times) if times else time.time()
+
+
 class Notifier:
     """Wakes every waiter when something about tasks changed."""
 
@@ -307,7 +313,8 @@ class Scheduler:
             task.ready = True
         if task.container_id is not None:
             task.bg.append(asyncio.create_task(
-                self.docker.follow_logs(task.container_id, task.sandbox, since=time.time() if adopted else 0)))
+                self.docker.follow_logs(task.container_id, task.sandbox, since=_logged_until(task.sandbox) if adopted
+                                        else 0)))
             state, msg = await self._container_exit(task)
         else:
             assert task.proc is not None
