@@ -22,7 +22,7 @@ import pytest
 import requests
 import yaml
 
-from tests.harness.devcluster import wait_for
+from tests.harness.devcluster import EventReader, wait_for
 from tests.harness.docker import git_copy
 from tests.integration.test_lb_e2e import LbRun, task_ports
 
@@ -131,14 +131,28 @@ def test_build_push_deploy_by_digest_route_roll_and_roll_back(pipeline, docker_b
 
         # v2: rolled out container by container (minimumHealthCapacity 0.5) with traffic flowing
         set_spec(app_yaml, env={"GREETING": "v2"})
-        with Load(lb.http_port, "hello.local") as load:
-            time.sleep(1)
-            rc, _, err = cli("deploy", str(app_yaml), "--env", "local", "--env-dir", str(env_dir), "--from-build",
-                              str(record))
-            assert rc == 0, err
-            wait_for(lambda: "greeting=v2" in lb.get("hello.local", "/").text, 20, "v2 answering")
-            time.sleep(1)
+        events = EventReader(dc.marathon_url, ["status_update_event"])
+        try:
+            with Load(lb.http_port, "hello.local") as load:
+                time.sleep(1)
+                rc, _, err = cli("deploy", str(app_yaml), "--env", "local", "--env-dir", str(env_dir),
+                                 "--from-build", str(record))
+                assert rc == 0, err
+                wait_for(lambda: "greeting=v2" in lb.get("hello.local", "/").text, 20, "v2 answering")
+                time.sleep(1)
+        finally:
+            events.close()
         assert load.failed == [], load.failed[:10]
+        # upgradeStrategy {minimumHealthCapacity 0.5, maximumOverCapacity 0.5} on 2 instances: never more
+        # than floor(2 x 1.5) = 3 containers at once, old ones replaced as new ones get healthy
+        live, most = set(v1_tasks), len(v1_tasks)
+        for e in events.events:
+            if e.get("taskStatus") in ("TASK_STAGING", "TASK_RUNNING"):
+                live.add(e["taskId"])
+            elif e.get("taskStatus") in ("TASK_KILLING", "TASK_KILLED", "TASK_FAILED", "TASK_FINISHED"):
+                live.discard(e["taskId"])
+            most = max(most, len(live))
+        assert most <= 3 and {e["taskId"] for e in events.events if e.get("taskStatus") == "TASK_KILLED"} == v1_tasks
         assert load.ok >= 40 and any("greeting=hello" in b for b in load.bodies)
         v2_tasks = {t["id"] for t in serving(dc, "/examples/hello")}
         assert len(v2_tasks) == 2 and not v2_tasks & v1_tasks
