@@ -61,8 +61,13 @@ class MarathonEndpoint(_Strict):
     urls: list[URL] = Field(min_length=1)
     zk: pattern(r"^zk://[^/\s]+/\S*$", "ZooKeeper URL", "e.g. zk://zk1:2181,zk2:2181/marathon") | None = None
     network_shape: choice("networks", "legacy") = "networks"  # legacy: pre-1.5 container.docker.network
-    tasks: choice("docker", "process") = "docker"  # process: Mesos command tasks, no container (devcluster)
+    tasks: choice("docker", "process") = "docker"  # process: every app as a Mesos command task, no container
     auth: MarathonAuth | None = None
+
+    def command_tasks(self, image: object, cmd: object, args: object) -> bool:
+        """True when an app runs as a Mesos command task (no container): always with `tasks: process`,
+        and, as on Marathon itself, for an app with a cmd/args and no image."""
+        return self.tasks == "process" or (not image and (cmd is not None or args is not None))
 
 
 class ZookeeperEndpoint(_Strict):

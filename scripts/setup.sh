@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything deploykit and its tests need on a fresh Debian machine:
-# system packages (ZooKeeper, HAProxy, buildah, docker-registry, busybox) and a
+# system packages (ZooKeeper, HAProxy, buildah, docker.io, docker-registry, mmdebstrap, busybox) and a
 # virtualenv at .venv with deploykit installed (editable) plus its test extras.
 # Idempotent: packages already present are not reinstalled.
 set -euo pipefail
@@ -11,6 +11,10 @@ command -v haproxy >/dev/null || need+=(haproxy)
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 command -v buildah >/dev/null || need+=(buildah)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+# The Docker engine the devcluster runs image apps with; /usr/bin/docker is the client matching it
+# (another `docker` earlier on PATH does not count). mmdebstrap makes the offline Python base image.
+{ [ -x /usr/bin/docker ] && command -v dockerd >/dev/null; } || need+=(docker.io)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v curl >/dev/null || need+=(curl)
 command -v java >/dev/null || need+=(default-jre-headless)

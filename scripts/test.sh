@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (scripts/setup.sh), checks style
 # with ruff, then runs the whole suite (unit + integration against real ZooKeeper,
-# HAProxy, docker-registry, buildah and the devcluster, all started by the tests).
+# HAProxy, docker-registry, buildah, dockerd and the devcluster, all started by the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -8,7 +8,7 @@ import pytest
 
 pytest_plugins = ["tests.harness.zookeeper", "tests.harness.haproxy", "tests.harness.registry", "tests.harness.buildah",
                   "tests.harness.consul", "tests.harness.jenkins_double", "tests.harness.devcluster",
-                  "tests.harness.summary"]
+                  "tests.harness.docker", "tests.harness.summary"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -104,7 +104,8 @@ def prepare(opts: DeployOptions, environ: Mapping[str, str] | None = None) -> Pr
         from deploykit.buildrecord import load_record
 
         record = _collect(problems, lambda: load_record(opts.from_build))
-    image = _collect(problems, lambda: image_reference(spec, opts.image_tag, opts.image_digest, record))
+    image = _collect(problems, lambda: image_reference(spec, opts.image_tag, opts.image_digest, record,
+                                                       registry_url=environment.registry.url))
     if environment.marathon.auth and not environment.marathon_password(environ):
         problems.append(
             Problem(

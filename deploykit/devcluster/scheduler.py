@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -25,6 +26,15 @@ import aiohttp
 
 from deploykit.devcluster import health
 from deploykit.devcluster.appdef import host_port_specs
+from deploykit.devcluster.docker_engine import SANDBOX_MOUNT, task_container_name
+from deploykit.devcluster.docker_tasks import (
+    ContainerError,
+    ContainerRuntime,
+    exit_message,
+    image_of,
+    is_docker_app,
+    run_argv,
+)
 from deploykit.devcluster.events import EventBus
 from deploykit.devcluster.tasks import (
     HOST,
@@ -39,7 +49,7 @@ from deploykit.devcluster.tasks import (
     task_env,
     terminate,
 )
-from deploykit.devcluster.util import instance_id_for, iso_ms, wait_or_timeout
+from deploykit.devcluster.util import atomic_write_json, instance_id_for, iso_ms, wait_or_timeout
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +61,12 @@ KEEP_SANDBOXES = 50
 MAX_STAGING_PER_APP = 16
 _CONDITION = {"TASK_STAGING": "Staging", "TASK_RUNNING": "Running", "TASK_KILLING": "Killing",
               "TASK_KILLED": "Killed", "TASK_FAILED": "Failed", "TASK_FINISHED": "Finished"}
+
+
+def _logged_until(sandbox: Path) -> float:
+    """When an adopted container's logs were last written to its sandbox: follow on from there."""
+    times = [p.stat().st_mtime for p in (sandbox / "stdout", sandbox / "stderr") if p.exists()]
+    return max(times) if times else time.time()
 
 
 class Notifier:
@@ -97,9 +113,12 @@ class Scheduler:
     """Task lifecycle for every app; owned by the leader."""
 
     def __init__(self, state_dir: Path, run_dir: Path, bus: EventBus, ports: PortAllocator,
-                 early_poll: float = EARLY_POLL) -> None:
+                 early_poll: float = EARLY_POLL, node_port: int = 0) -> None:
         self.state_dir = state_dir
         self.run_dir = run_dir
+        self.node_port = node_port
+        self.docker = ContainerRuntime(state_dir, node_port)
+        self._cleanup: set[asyncio.Task] = set()  # container stops/removals that outlive their task
         self.sandboxes = state_dir / "marathon" / "sandboxes"
         self.bus = bus
         self.ports = ports
@@ -144,11 +163,15 @@ class Scheduler:
             rt.plan_targets = {}
             for t in list(rt.tasks.values()):
                 self.kill(rt, t, "shutdown")
-        deadline = time.monotonic() + 15
+        graces = [self._grace(t) for rt in runtimes for t in rt.tasks.values()]
+        deadline = time.monotonic() + max([15.0, *(g + 10 for g in graces)])  # containers stop within their grace
         while any(rt.tasks for rt in runtimes) and time.monotonic() < deadline:
             await self.changed.wait(0.2)
         self.apps.clear()
         self.zombies.clear()
+        if self._cleanup:
+            await asyncio.wait(set(self._cleanup), timeout=30)
+        await self.docker.close()
         if self.session:
             await self.session.close()
             self.session = None
@@ -230,47 +253,166 @@ class Scheduler:
     # --- one task ------------------------------------------------------------------------------------
     async def _run_task(self, rt: AppRuntime, task: Task, specs: list[dict], fixed: list[int] | None) -> None:
         self._status(task, "TASK_STAGING")
+        docker = is_docker_app(task.app)
         try:
             task.host_ports = self.ports.allocate(len(specs), [p or 0 for p in fixed] if fixed else None)
             if task.app.get("fetch"):
                 task.sandbox.mkdir(parents=True, exist_ok=True)
                 await asyncio.to_thread(fetch_artifacts, task.sandbox, task.app["fetch"])
-            env = task_env(task, task.app, specs)
+            env = task_env(task, task.app, specs, sandbox=SANDBOX_MOUNT if docker else None)
             if task.killing:
                 raise LaunchError("Task killed before launch")
-            task.proc = await spawn(task, env, self.run_dir)
-        except LaunchError as exc:
+            if docker:
+                await self._start_container(task, specs, env)
+            else:
+                task.proc = await spawn(task, env, self.run_dir)
+        except (LaunchError, ContainerError) as exc:
             self._finish(rt, task, "TASK_KILLED" if task.killing else "TASK_FAILED", str(exc))
             return
         except Exception as exc:
             log.exception("launch of %s failed", task.id)
             self._finish(rt, task, "TASK_FAILED", f"Failed to launch task: {exc}")
             return
-        task.state = "TASK_RUNNING"
         task.started_at = iso_ms()
+        if docker:
+            self._record_container(task)
+        await self._supervise(rt, task, specs, env)
+
+    async def _start_container(self, task: Task, specs: list[dict], env: dict[str, str]) -> None:
+        """Pull (still TASK_STAGING; forcePullImage honoured) and `docker run` the task's container."""
+        await self.docker.require()
+        image = image_of(task.app)
+        if task.app["container"]["docker"].get("forcePullImage") or not await self.docker.image_present(image):
+            await self.docker.pull(image)
+        if task.killing:
+            raise LaunchError("Task killed before launch")
+        task.sandbox.mkdir(parents=True, exist_ok=True)
+        argv = run_argv(task.app, task_id=task.id, sandbox=task.sandbox, host_ports=task.host_ports,
+                        port_specs=specs, env_names=sorted(env), state_dir=self.state_dir, node_port=self.node_port,
+                        host=HOST)
+        task.container_id = await self.docker.run(argv, env, task_container_name(task.id))
+
+    async def _supervise(self, rt: AppRuntime, task: Task, specs: list[dict], env: dict[str, str],
+                         adopted: bool = False) -> None:
+        """TASK_RUNNING until the process or container exits: health/readiness loops, logs, exit status."""
+        task.state = "TASK_RUNNING"
         task.started_mono = time.monotonic()
-        self._status(task, "TASK_RUNNING")
+        if not adopted:
+            self._status(task, "TASK_RUNNING")
         self.changed.notify()
         if task.killing:
-            task.bg.append(asyncio.create_task(terminate(task.proc, self._grace(task))))
+            task.bg.append(asyncio.create_task(self._terminate(task)))
         for i, hc in enumerate(task.app.get("healthChecks", [])):
             task.bg.append(asyncio.create_task(self._health_loop(rt, task, i, hc, env)))
         # Marathon runs readiness checks only for the tasks a deployment starts: a task relaunched after a
-        # crash or a restart, or started by scaling outside a deployment, is routed once healthy (no event would
-        # ever announce its readiness).
-        if task.app.get("readinessChecks") and rt.owner is not None:
+        # crash or a restart, adopted after a devcluster restart, or started by scaling outside a deployment,
+        # is routed once healthy (no event would ever announce its readiness).
+        if task.app.get("readinessChecks") and rt.owner is not None and not adopted:
             task.bg.append(asyncio.create_task(self._readiness_loop(task, specs)))
         else:
             task.ready = True
-        rc = await task.proc.wait()
-        if task.killing:
-            state, msg = "TASK_KILLED", "Command terminated with signal Terminated" if rc < 0 else ""
-        elif rc == 0:
-            state, msg = "TASK_FINISHED", "Command exited with status 0"
+        if task.container_id is not None:
+            task.bg.append(asyncio.create_task(
+                self.docker.follow_logs(task.container_id, task.sandbox, since=_logged_until(task.sandbox) if adopted
+                                        else 0)))
+            state, msg = await self._container_exit(task)
         else:
-            state, msg = "TASK_FAILED", (f"Command exited with status {rc}" if rc > 0 else
-                                         f"Command terminated with signal {-rc}")
+            assert task.proc is not None
+            rc = await task.proc.wait()
+            if task.killing:
+                state, msg = "TASK_KILLED", "Command terminated with signal Terminated" if rc < 0 else ""
+            elif rc == 0:
+                state, msg = "TASK_FINISHED", "Command exited with status 0"
+            else:
+                state, msg = "TASK_FAILED", (f"Command exited with status {rc}" if rc > 0 else
+                                             f"Command terminated with signal {-rc}")
         self._finish(rt, task, state, msg)
+
+    async def _container_exit(self, task: Task) -> tuple[str, str]:
+        assert task.container_id is not None
+        try:
+            rc = await self.docker.wait(task.container_id)
+        except ContainerError as exc:
+            return ("TASK_KILLED" if task.killing else "TASK_FAILED"), str(exc)
+        oom = False
+        if rc is not None:
+            with contextlib.suppress(ContainerError):
+                info = await self.docker.inspect(task.container_id)
+                oom = bool(info and (info.get("State") or {}).get("OOMKilled"))
+        if task.killing:
+            return "TASK_KILLED", exit_message(rc)
+        if rc == 0:
+            return "TASK_FINISHED", exit_message(rc)
+        return "TASK_FAILED", exit_message(rc, oom)
+
+    async def _terminate(self, task: Task) -> None:
+        """SIGTERM, SIGKILL after the app's taskKillGracePeriodSeconds (process group or container)."""
+        if task.container_id is not None:
+            with contextlib.suppress(ContainerError):
+                await self.docker.stop(task.container_id, self._grace(task))
+        elif task.proc is not None:
+            await terminate(task.proc, self._grace(task))
+
+    def _record_container(self, task: Task) -> None:
+        """What a restart after a crash needs to adopt this task's container (docs/devcluster.md)."""
+        doc = {"task_id": task.id, "instance_id": task.instance_id, "app_id": task.app_id, "version": task.version,
+               "container_id": task.container_id, "host_ports": task.host_ports,
+               "service_ports": task.service_ports, "staged_at": task.staged_at, "started_at": task.started_at}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.run_dir / f"{task.id}.container.json", doc)
+
+    async def recover(self) -> dict[str, int]:
+        """After a restart: adopt the containers of tasks we recorded, remove every other one of ours.
+
+        As a Mesos agent recovers its executors: a running container whose task record and app
+        version are still known becomes that task again (same id, ports, health); anything else
+        labelled with this node is removed. Call once the apps are loaded.
+        """
+        paused, self.paused = self.paused, True  # the reconciler must not launch a second set meanwhile
+        try:
+            return await self._recover()
+        finally:
+            self.paused = paused
+            self.changed.notify()
+
+    async def _recover(self) -> dict[str, int]:
+        records = {}
+        for f in self.run_dir.glob("*.container.json") if self.run_dir.is_dir() else []:
+            with contextlib.suppress(OSError, ValueError):
+                records[f.name[: -len(".container.json")]] = json.loads(f.read_text())
+            f.unlink(missing_ok=True)
+        adopted = removed = 0
+        if not await self.docker.version():
+            return {"adopted": 0, "removed": 0}
+        for c in await self.docker.ours():
+            rec = records.pop(c["task"] or "", None)
+            rt = self.apps.get(rec["app_id"]) if rec else None
+            app = rt.versions.get(rec["version"]) if rt and rec else None
+            if rec and rt and app and c["state"] == "running" and rec["container_id"] == c["id"]:
+                self._adopt(rt, app, rec)
+                adopted += 1
+            else:
+                with contextlib.suppress(ContainerError):
+                    await self.docker.remove(c["id"])
+                removed += 1
+        if adopted or removed:
+            log.info("recovered containers: %d adopted, %d removed", adopted, removed)
+        return {"adopted": adopted, "removed": removed}
+
+    def _adopt(self, rt: AppRuntime, app: dict, rec: dict) -> None:
+        specs = host_port_specs(app)
+        instance_id = rec["instance_id"]
+        task = Task(instance_id=instance_id, app_id=rt.id, version=rec["version"],
+                    config_version=app["versionInfo"]["lastConfigChangeAt"], app=app,
+                    host_ports=list(rec["host_ports"]), service_ports=list(rec["service_ports"]),
+                    sandbox=self.sandboxes / rec["task_id"], staged_at=rec["staged_at"], started_at=rec["started_at"],
+                    container_id=rec["container_id"])
+        task.health = [HealthResult(instance_id=instance_id) for _ in app.get("healthChecks", [])]
+        self.ports.used.update(task.host_ports)
+        rt.tasks[instance_id] = task
+        self._record_container(task)
+        env = task_env(task, app, specs, sandbox=SANDBOX_MOUNT)
+        task.bg.append(asyncio.create_task(self._supervise(rt, task, specs, env, adopted=True)))
 
     def _grace(self, task: Task) -> float:
         return float(task.app.get("taskKillGracePeriodSeconds") or 3)
@@ -287,6 +429,11 @@ class Scheduler:
             # down a task's container. The group id cannot be reused while members remain.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(task.proc.pid, signal.SIGKILL)
+        if task.container_id is not None:
+            cleanup = asyncio.create_task(self._remove_container(task.container_id))
+            self._cleanup.add(cleanup)
+            cleanup.add_done_callback(self._cleanup.discard)
+            (self.run_dir / f"{task.id}.container.json").unlink(missing_ok=True)
         self.ports.release(task.host_ports)
         (self.run_dir / f"{task.id}.pgid").unlink(missing_ok=True)
         rt.tasks.pop(task.instance_id, None)
@@ -311,6 +458,10 @@ class Scheduler:
             self.zombies.pop(rt.id, None)
         self.changed.notify()
 
+    async def _remove_container(self, cid: str) -> None:
+        with contextlib.suppress(ContainerError):
+            await self.docker.remove(cid)
+
     def kill(self, rt: AppRuntime, task: Task, reason: str) -> None:
         """Kill a task (SIGTERM, then SIGKILL after its grace period); the reconciler may replace it."""
         if task.killing or task.state not in ("TASK_STAGING", "TASK_RUNNING") or self.paused:
@@ -318,8 +469,8 @@ class Scheduler:
         task.killing = True
         task.kill_reason = reason
         self._status(task, "TASK_KILLING")
-        if task.proc is not None:
-            task.bg.append(asyncio.create_task(terminate(task.proc, self._grace(task))))
+        if task.proc is not None or task.container_id is not None:
+            task.bg.append(asyncio.create_task(self._terminate(task)))
         self.changed.notify()
 
     def _status(self, task: Task, state: str, message: str = "") -> None:

@@ -61,7 +61,8 @@ class DevclusterNode:
         self.clock = VersionClock()
         self.store = AppStore(cfg.state_dir)
         self.sched = Scheduler(cfg.state_dir, cfg.state_dir / "marathon" / "run" / str(cfg.marathon_port),
-                               self.bus, PortAllocator(*cfg.port_range), early_poll=cfg.health_early_poll)
+                               self.bus, PortAllocator(*cfg.port_range), early_poll=cfg.health_early_poll,
+                               node_port=cfg.marathon_port)
         self.deps = DeploymentManager(self.sched, self.store, self.bus, self.clock, cfg.deployment_start_delay)
         self.latch: LeaderLatch | None = None
         self.proxy_session: aiohttp.ClientSession | None = None
@@ -173,6 +174,7 @@ class DevclusterNode:
                     await self.sched.start()
                     for app_id, doc in self.store.load_all().items():
                         self.sched.apps[app_id] = AppRuntime(doc["current"], doc["versions"])
+                    await self.sched.recover()  # adopt this node's containers that outlived a crash
                     resumed = self.deps.restore()
                     if resumed:
                         log.info("resuming %d deployment(s) left by the previous leader", resumed)

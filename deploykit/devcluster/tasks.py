@@ -29,7 +29,7 @@ _ARCHIVES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", 
 
 
 class LaunchError(Exception):
-    """The task could not start (fetch failure, no container runtime); becomes TASK_FAILED."""
+    """The task could not start (fetch failure, failed pull, no Docker engine); becomes TASK_FAILED."""
 
 
 @dataclass
@@ -67,6 +67,7 @@ class Task:
     started_at: str | None = None
     started_mono: float = 0.0
     proc: asyncio.subprocess.Process | None = None
+    container_id: str | None = None  # Docker apps: the task's container
     health: list[HealthResult] = field(default_factory=list)
     ready: bool = False
     readiness: list[dict] = field(default_factory=list)
@@ -145,10 +146,16 @@ class PortAllocator:
             self.used.discard(p)
 
 
-def task_env(task: Task, app: dict, port_specs: list[dict]) -> dict[str, str]:
-    """Marathon's task environment (EnvironmentHelper) plus the app's own `env`."""
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "HOME")}
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+def task_env(task: Task, app: dict, port_specs: list[dict], *, sandbox: str | None = None) -> dict[str, str]:
+    """Marathon's task environment (EnvironmentHelper) plus the app's own `env`.
+
+    A process task also inherits a few host variables (PATH, LANG, ...); a container gets only
+    Marathon's and the app's (its image sets the rest), with `sandbox` as MESOS_SANDBOX.
+    """
+    env: dict[str, str] = {}
+    if sandbox is None:
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "HOME")}
+        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     for k, v in (app.get("env") or {}).items():
         if isinstance(v, str):  # {"secret": ...} refs need a secret store; not resolved here
             env[k] = v
@@ -170,7 +177,8 @@ def task_env(task: Task, app: dict, port_specs: list[dict]) -> dict[str, str]:
         "MARATHON_APP_RESOURCE_CPUS": str(app["cpus"]), "MARATHON_APP_RESOURCE_MEM": str(app["mem"]),
         "MARATHON_APP_RESOURCE_DISK": str(app["disk"]), "MARATHON_APP_RESOURCE_GPUS": str(app["gpus"]),
         "MARATHON_APP_LABELS": " ".join(k for k in labels if _env_safe(k)),
-        "MESOS_TASK_ID": task.id, "MESOS_SANDBOX": str(task.sandbox), "MESOS_DIRECTORY": str(task.sandbox),
+        "MESOS_TASK_ID": task.id, "MESOS_SANDBOX": sandbox or str(task.sandbox),
+        "MESOS_DIRECTORY": sandbox or str(task.sandbox),
     })
     for k, v in labels.items():
         if _env_safe(k) and len(v) <= 512:
@@ -242,10 +250,6 @@ def _extract(archive: Path, into: Path) -> None:
 
 def command_argv(app: dict) -> list[str]:
     """`cmd` runs under `sh -c`; `args` are exec'd directly, as the Mesos command executor does."""
-    image = ((app.get("container") or {}).get("docker") or {}).get("image")
-    if image:
-        raise LaunchError(f"Failed to launch container: the devcluster has no container runtime to run image "
-                          f"'{image}'; give the app a `cmd` for the local environment instead")
     if "cmd" in app:
         return ["sh", "-c", app["cmd"]]
     if app.get("args"):

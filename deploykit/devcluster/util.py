@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import socket
 import time
 import urllib.parse
@@ -46,13 +48,35 @@ def parse_zk_url(url: str) -> tuple[str, str]:
 
 
 def port_free(host: str, port: int) -> bool:
-    """True when nothing listens on host:port (we can bind it ourselves)."""
+    """True when nothing listens on host:port (we can bind it ourselves).
+
+    SO_REUSEADDR as servers bind: connections in TIME_WAIT (a server killed with clients connected) do
+    not make a port look taken; a listening socket still does.
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
             return False
     return True
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` runs: a zombie (our child or not) counts as gone."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def new_uuid() -> str:

@@ -61,6 +61,10 @@ def plan_for_app(
 
     environ = os.environ if environ is None else environ
     environment = load_environment(env_name, env_dir)
+    if environment.marathon.tasks != "docker":
+        # An image is built the same whatever runs it: never check an environment's runtime cmd/args here.
+        marathon = environment.marathon.model_copy(update={"tasks": "docker"})
+        environment = environment.model_copy(update={"marathon": marathon})
     spec = load_app(app_path, env_name, environment)
     build = spec.build
     registry = getattr(environment, "registry", None)

@@ -48,14 +48,16 @@ def make_backend(
     buildah_installed: Callable[[], bool] | None = None,
 ) -> Backend:
     """The backend for `choice`, with real probes unless others are injected."""
+    from deploykit.devcluster.docker_engine import docker_cli
     from deploykit.image.buildah import BuildahBackend
     from deploykit.image.docker import DockerBackend, docker_daemon_answers
 
+    docker = docker_cli()  # /usr/bin/docker (the engine's own client) before another `docker` on PATH
     if docker_answers is None:
-        docker_answers = lambda: shutil.which("docker") is not None and docker_daemon_answers(runner)  # noqa: E731
+        docker_answers = lambda: docker is not None and docker_daemon_answers(runner, docker)  # noqa: E731
     if buildah_installed is None:
         buildah_installed = lambda: shutil.which("buildah") is not None  # noqa: E731
     name = choose_backend(choice, docker_answers=docker_answers, buildah_installed=buildah_installed)
     if name == "docker":
-        return DockerBackend(runner)
+        return DockerBackend(runner, binary=docker or "docker")
     return BuildahBackend(runner, storage_driver=storage_driver, root=root, runroot=runroot)

@@ -128,7 +128,7 @@ def render_app(
     result fails the official schema (a deploykit bug)."""
     if image is None:
         image = spec.image
-    process = environment.marathon.tasks == "process"
+    process = environment.marathon.command_tasks(image, spec.cmd, spec.args)
     if not process and not image:
         hint = "set image: in app.yaml (docker tasks need one)"
         raise ValidationError([spec.problem("image", f"no image to run in {environment.name!r}", hint)])

@@ -90,7 +90,7 @@ def rule_named_ports(data: Mapping[str, Any], env: Environment | None) -> Iterat
 
 def rule_network_ports(data: Mapping[str, Any], env: Environment | None) -> Iterator[Finding]:
     network = data.get("network", "bridge")
-    process = env is not None and env.marathon.tasks == "process"
+    process = env is not None and env.marathon.command_tasks(data.get("image"), data.get("cmd"), data.get("args"))
     for i, port in enumerate(_l(data.get("ports"))):
         if not isinstance(port, Mapping):
             continue
@@ -231,10 +231,10 @@ def rule_labels(data: Mapping[str, Any], env: Environment | None) -> Iterator[Fi
 def rule_tasks(data: Mapping[str, Any], env: Environment | None) -> Iterator[Finding]:
     if env is None:
         return
-    if env.marathon.tasks == "docker" and not data.get("image"):
+    if not env.marathon.command_tasks(data.get("image"), data.get("cmd"), data.get("args")) and not data.get("image"):
         yield (
             ("image",),
-            f"an image is required in environment {env.name!r} (docker tasks)",
+            f"an image or a cmd is required in environment {env.name!r} (Marathon runs a container or a command)",
             "e.g. image: registry.example.com/shop/cart",
         )
     if env.marathon.tasks == "process" and data.get("cmd") is None and data.get("args") is None:

@@ -4,7 +4,8 @@ GET /        -> "hello from <version>" (Marathon app version and Consul config p
 GET /health  -> 200 "ok" (500 when HELLO_FAIL_HEALTH=1: the deploy tests' broken version; 500 for the
                 first HELLO_HEALTHY_AFTER seconds: a slow but good version)
 GET /ready   -> 200 "ready"
-Port: $PORT0 (Marathon/devcluster), else the first argument, else 8080.
+Port: the first argument (the image runs `server.py 8080`: in BRIDGE networking the app listens on
+its containerPort), else $PORT0 (a command task or HOST networking), else 8080.
 Every answer carries X-Task-Id: $MESOS_TASK_ID (which task answered).
 """
 
@@ -52,7 +53,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    port = int(os.environ.get("PORT0") or (sys.argv[1] if len(sys.argv) > 1 else 8080))
+    port = int(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PORT0") or 8080)
     httpd = ThreadingHTTPServer(("0.0.0.0", port), Handler)
     # Marathon stops tasks with SIGTERM: exit promptly and cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

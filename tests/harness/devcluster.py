@@ -40,7 +40,8 @@ class Devcluster:
     """A devcluster process: `.marathon_url`, `.consul_url`, `.state_dir`, `.env_dir`, `.log_path`."""
 
     def __init__(self, workdir: Path, *, state_dir: Path | None = None, zk: str | None = None,
-                 heartbeat: str = "1s", extra_args: list[str] | None = None, consul: bool = True) -> None:
+                 heartbeat: str = "1s", extra_args: list[str] | None = None, consul: bool = True,
+                 env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.marathon_port = free_port()
@@ -49,6 +50,7 @@ class Devcluster:
         self.zk = zk
         self.heartbeat = heartbeat
         self.extra_args = list(extra_args or [])
+        self.env = dict(env or {})  # extra environment for the server process (e.g. DOCKER_HOST)
         self.log_path = workdir / f"devcluster-{self.marathon_port}.log"
         self.env_dir = workdir / "env"
         self.proc: subprocess.Popen | None = None
@@ -97,7 +99,7 @@ class Devcluster:
 
     def start(self, wait_leader: bool | None = None, timeout: float = 30) -> Devcluster:
         """Start the process; wait until it serves (and, without --zk, until it leads)."""
-        self.proc = spawn(self.command(), self.log_path, cwd=REPO_ROOT)
+        self.proc = spawn(self.command(), self.log_path, cwd=REPO_ROOT, env={**os.environ, **self.env})
         wait_until(lambda: self._alive() and port_open(self.marathon_port), timeout, "devcluster Marathon port")
         if self.consul_port:
             wait_until(lambda: port_open(self.consul_port), timeout, "devcluster Consul port")
@@ -149,6 +151,19 @@ class Devcluster:
         stop_group(self.proc, timeout)
         self._kill_groups(groups)
         self.proc = None
+        self.remove_containers()
+
+    def containers(self) -> list[dict]:
+        """This node's Docker containers (any state), from the engine."""
+        from deploykit.devcluster.docker_engine import devcluster_containers
+
+        return devcluster_containers(self.state_dir, self.marathon_port)
+
+    def remove_containers(self) -> int:
+        """Safety net at teardown: nothing this node started outlives the test."""
+        from deploykit.devcluster.docker_engine import remove_devcluster_containers
+
+        return remove_devcluster_containers(self.state_dir, self.marathon_port)
 
     def kill(self) -> None:
         """SIGKILL the server (a crash). Its reaper kills the tasks; we make sure of it."""
@@ -196,6 +211,7 @@ def devcluster_factory() -> Iterator:
         finally:
             for dc in made:
                 dc.stop()
+                dc.remove_containers()  # also after a kill() the test did not follow with a start()
 
 
 @pytest.fixture
@@ -205,6 +221,11 @@ def devcluster(devcluster_factory) -> Devcluster:
 
 
 # --- helpers for tests that deploy apps to a devcluster -------------------------------------------------------
+# examples/hello's `local` overlay for tests that want it as a command task (no Docker): its script is
+# fetched into the sandbox and run with the host's python3, listening on $PORT0.
+HELLO_AS_COMMAND = {"image": None, "build": None, "fetch": ["server.py"], "cmd": "python3 server.py"}
+
+
 def http_app(app_id: str, instances: int = 1, health_path: str = "/health", *, grace: int = 30,
              interval: int = 1, max_failures: int = 3, **extra) -> dict:
     """A tiny HTTP app (busybox httpd serving its sandbox, which holds `health`) with an HTTP health check."""

@@ -23,7 +23,7 @@ import yaml
 
 from deploykit.clients.consul import ConsulClient
 from tests.harness.common import free_port, wait_until
-from tests.harness.devcluster import Devcluster
+from tests.harness.devcluster import HELLO_AS_COMMAND, Devcluster
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +71,7 @@ def write_app(appdir: Path, name: str, app_id: str, port: int, *, env: dict | No
                      "max_failures": 2}
     doc["readiness"] = {"path": "/ready", "port": "http", "interval": "2s", "timeout": "1s"}
     doc["upgrade"] = {"minimum_health_capacity": 0.5, "maximum_over_capacity": 0.5}
+    doc["environments"]["local"] = dict(HELLO_AS_COMMAND)
     if config is not None:
         doc["config"]["values"] = config
     if secrets:
@@ -589,14 +590,16 @@ def test_rollback_refused_when_previous_config_is_gone(dc, appdir):
     remove_app(dc, app_id)
 
 
-def test_task_failures_fail_fast_with_the_task_message(dc, appdir, tmp_path):
-    """A docker app on the devcluster (no container runtime): every task fails -> TASK_FAILED counted."""
-    doc = json.loads((dc.env_dir / "local.json").read_text())
-    doc["default_attributes"]["deploykit"]["marathon"]["tasks"] = "docker"
-    (tmp_path / "local.json").write_text(json.dumps(doc))
+def test_task_failures_fail_fast_with_the_task_message(dc, appdir):
+    """A Docker app whose image cannot be pulled (nothing listens at its registry): every task fails ->
+    TASK_FAILED counted."""
     app = write_app(appdir, "dockerish", "/it/dockerish", 10624)
+    doc = yaml.safe_load(app.read_text())
+    doc["image"] = "127.0.0.1:9/it/unpullable"
+    doc["environments"]["local"] = {}
+    app.write_text(yaml.safe_dump(doc))
     t0 = time.monotonic()
-    rc, out, _, err = deploy(dc, app, "--image-tag", "1.0", env_dir=tmp_path)
+    rc, out, _, err = deploy(dc, app, "--image-tag", "1.0")
     assert rc == 1, (out, err)
     assert time.monotonic() - t0 < 30
     assert out["failure"]["reason"] == "task_failed" and "TASK_FAILED" in out["failure"]["message"]

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from deploykit.clients.consul import ConsulClient
+from tests.harness.devcluster import HELLO_AS_COMMAND
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,7 @@ def test_deploy_with_marathon_basic_auth(devcluster_factory, tmp_path):
     doc.update(id="/it/auth", health={"path": "/health", "port": "http", "grace": "2s", "interval": "2s",
                                       "timeout": "1s", "max_failures": 2})
     doc["ports"][0]["service"] = 10641
+    doc["environments"]["local"] = dict(HELLO_AS_COMMAND)
     app = tmp_path / "app.yaml"
     app.write_text(yaml.safe_dump(doc))
 

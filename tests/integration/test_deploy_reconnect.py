@@ -17,6 +17,7 @@ from deploykit.clients.consul import ConsulClient
 from deploykit.clients.locks import ConsulDeployLock, Holder
 from deploykit.clients.marathon import MarathonClient
 from deploykit.deploy import Clients, DeployOptions, deploy
+from tests.harness.devcluster import HELLO_AS_COMMAND
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +85,7 @@ def test_deploy_ends_correctly_after_connections_are_cut(devcluster_factory, tmp
     doc.update(id="/it/cut", health={"path": "/health", "port": "http", "grace": "2s", "interval": "2s",
                                      "timeout": "1s", "max_failures": 2})
     doc["ports"][0]["service"] = 10631
+    doc["environments"]["local"] = dict(HELLO_AS_COMMAND)
     (tmp_path / "v1.yaml").write_text(yaml.safe_dump(doc))
     doc["env"] = {"GREETING": "v2"}
     (tmp_path / "v2.yaml").write_text(yaml.safe_dump(doc))

@@ -209,7 +209,7 @@ def test_task_env_fetch_and_shapes(devcluster, tmp_path):
     assert none == {"apps": []}
 
 
-def test_docker_image_app_fails_clearly_and_keeps_retrying(devcluster):
+def test_unpullable_image_fails_clearly_and_keeps_retrying(devcluster):
     url = devcluster.marathon_url
     reader = EventReader(url, ["status_update_event"])
     try:
@@ -220,7 +220,9 @@ def test_docker_image_app_fails_clearly_and_keeps_retrying(devcluster):
         wait_for(lambda: len([e for e in reader.of_type("status_update_event") if e["taskStatus"] == "TASK_FAILED"])
                  >= 2, 20, "two TASK_FAILED")
         failure = _app(devcluster, "/docker")["lastTaskFailure"]
-        assert failure["state"] == "TASK_FAILED" and "no container runtime" in failure["message"]
+        # no public registry answers here (and without an engine the message says what to install)
+        assert failure["state"] == "TASK_FAILED" and failure["message"].startswith("Failed to launch container: ")
+        assert "Failed to pull image nginx:1.25" in failure["message"] or "docker.io" in failure["message"]
         assert [d["id"] for d in requests.get(f"{url}/v2/deployments", timeout=5).json()] == [
             r.headers["Marathon-Deployment-Id"]]
     finally:

@@ -38,6 +38,10 @@ RECORD = {"image": "registry.example.com/jenkins/hello", "digest": "sha256:" + "
 @pytest.fixture(scope="module")
 def dc(tmp_path_factory):
     cluster = Devcluster(tmp_path_factory.mktemp("jenkins-dc"), heartbeat="1s")
+    # RECORD is a made-up build: this environment runs every app as a command task (no image is pulled)
+    env = json.loads((cluster.env_dir / "local.json").read_text())
+    env["default_attributes"]["deploykit"]["marathon"]["tasks"] = "process"
+    (cluster.env_dir / "local.json").write_text(json.dumps(env))
     cluster.start()
     try:
         yield cluster
@@ -57,6 +61,8 @@ def workspace(tmp_path: Path, app_id: str, port: int, env: dict | None = None) -
     shutil.copytree(HELLO / "config", ws / "config")
     doc = yaml.safe_load((HELLO / "app.yaml").read_text())
     doc.update(id=app_id, instances=1, image=RECORD["image"])
+    doc["environments"]["local"] = {"fetch": ["server.py"], "cmd": "python3 server.py"}
+    doc["haproxy"]["vhost"] = [app_id.strip("/").replace("/", "-") + ".local"]  # each app its own route
     doc["ports"][0]["service"] = port
     doc["haproxy"]["vhost"] = [f"{app_id.strip('/').replace('/', '-')}.test"]  # a held vhost is refused (lb.claims)
     doc["env"] = {"GREETING": "hi", **(env or {})}

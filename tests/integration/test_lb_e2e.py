@@ -512,8 +512,11 @@ def _hello_spec(appdir: Path, app_id: str, vhost: str, greeting: str, instances:
     if not (appdir / "server.py").exists():
         shutil.copy(hello / "server.py", appdir / "server.py")
         shutil.copytree(hello / "config", appdir / "config")
+    from tests.harness.devcluster import HELLO_AS_COMMAND
+
     doc = yaml.safe_load((hello / "app.yaml").read_text())
     doc.update(id=app_id, instances=instances, env={"GREETING": greeting})
+    doc["environments"]["local"] = dict(HELLO_AS_COMMAND)
     doc["ports"][0]["service"] = 0
     doc["health"] = {
         "path": "/health",

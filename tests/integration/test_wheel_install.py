@@ -77,8 +77,8 @@ def test_render_from_another_directory(installed: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert doc["id"] == "/examples/hello" and doc["cmd"] == "python3 server.py"
-    assert doc["portDefinitions"][0]["port"] == 10001
+    assert doc["id"] == "/examples/hello" and doc["container"]["docker"]["image"] == "127.0.0.1:5000/examples/hello"
+    assert doc["container"]["portMappings"][0]["servicePort"] == 10001
 
 
 def test_installed_package_uses_its_own_data(installed: Path, tmp_path: Path) -> None:

@@ -92,11 +92,61 @@ def test_task_env_has_marathon_variables(tmp_path: Path):
     assert env["X"] == "1" and "S" not in env  # secrets need a secret store
 
 
-def test_command_argv_and_docker_refusal():
+def test_command_argv():
     assert command_argv({"cmd": "echo $PORT0"}) == ["sh", "-c", "echo $PORT0"]
     assert command_argv({"args": ["/bin/echo", "a b"]}) == ["/bin/echo", "a b"]
-    with pytest.raises(LaunchError, match="no container runtime"):
-        command_argv({"container": {"docker": {"image": "nginx"}}, "cmd": "x"})
+    with pytest.raises(LaunchError, match="neither cmd nor args"):
+        command_argv({})
+
+
+def _docker_app(**extra) -> dict:
+    app = {"id": "/a", "cpus": 0.25, "mem": 64, "labels": {"team": "web"},
+           "container": {"type": "DOCKER", "docker": {"image": "reg:5000/a@sha256:" + "1" * 64, "parameters": [
+               {"key": "cap-drop", "value": "ALL"}, {"key": "read-only", "value": "true"}]},
+               "portMappings": [{"containerPort": 8080, "hostPort": 0, "protocol": "tcp"},
+                                {"containerPort": 0, "hostPort": 0, "protocol": "udp,tcp"}]},
+           "networks": [{"mode": "container/bridge"}]}
+    app.update(extra)
+    return app
+
+
+def _argv(app: dict, ports=(31001, 31002)) -> list[str]:
+    from deploykit.devcluster.appdef import host_port_specs
+    from deploykit.devcluster.docker_tasks import run_argv
+
+    return run_argv(app, task_id="a.instance-1._app.1", sandbox=Path("/sb"), host_ports=list(ports),
+                    port_specs=host_port_specs(app), env_names=["PORT0", "SECRET"], state_dir=Path("/state"),
+                    node_port=8080, host="127.0.0.1")
+
+
+def test_docker_run_argv_is_what_mesos_passes():
+    argv = _argv(_docker_app())
+    joined = " ".join(argv)
+    assert argv[:4] == ["run", "-d", "--name", "mesos-a.instance-1._app.1"]
+    assert "--label deploykit.devcluster=/state" in joined and "--label team=web" in joined
+    assert "--cpu-shares 256 --memory 64m" in joined
+    assert "-e PORT0 -e SECRET" in joined  # names only: values travel in the client's environment
+    assert "-v /sb:/mnt/mesos/sandbox" in joined and "--network bridge" in joined
+    # published on the task host address only; containerPort 0 means "same as the host port"
+    assert "-p 127.0.0.1:31001:8080/tcp -p 127.0.0.1:31002:31002/udp -p 127.0.0.1:31002:31002/tcp" in joined
+    assert "0.0.0.0" not in joined
+    assert argv[-3:] == ["--cap-drop=ALL", "--read-only=true", "reg:5000/a@sha256:" + "1" * 64]
+
+
+def test_docker_run_argv_host_network_cmd_and_legacy_shapes():
+    host = _docker_app(networks=[{"mode": "host"}], cmd="exec server --port $PORT0")
+    host["container"].pop("portMappings")
+    argv = _argv(host, ports=(31005,))
+    assert "--network host" in " ".join(argv) and "-p" not in argv
+    assert argv[-5:] == ["--entrypoint", "/bin/sh", "reg:5000/a@sha256:" + "1" * 64, "-c", "exec server --port $PORT0"]
+    legacy = _docker_app(args=["--verbose"])
+    legacy["container"]["docker"]["network"] = "BRIDGE"
+    legacy["container"]["docker"]["portMappings"] = legacy["container"].pop("portMappings")[:1]
+    argv = _argv(legacy, ports=(31007,))
+    assert "-p 127.0.0.1:31007:8080/tcp" in " ".join(argv) and argv[-1] == "--verbose"
+    from deploykit.devcluster.docker_tasks import is_docker_app
+
+    assert is_docker_app(legacy) and not is_docker_app({"id": "/p", "cmd": "x"})
 
 
 def test_fetch_refuses_unknown_schemes_escapes_and_missing(tmp_path: Path):

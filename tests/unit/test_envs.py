@@ -55,7 +55,8 @@ def test_shipped_files_are_chef_environments(name: str) -> None:
 def test_local_is_the_devcluster() -> None:
     env = load_environment("local", REPO / "chef_attrs")
     assert env.marathon.urls == ["http://127.0.0.1:8080"] and env.marathon.zk is None
-    assert env.marathon.tasks == "process" and env.lock == "consul"
+    # no process switch: Docker apps run as containers, cmd-only apps as command tasks (as on Marathon)
+    assert env.marathon.tasks == "docker" and env.lock == "consul"
     assert env.consul.url == "http://127.0.0.1:8500" and env.consul.prefix == "config" and env.consul.keep_versions == 5
     assert env.haproxy is not None and env.haproxy.http_port == 8000 and env.haproxy.groups == ["external"]
     assert env.haproxy.config.startswith(".deploykit/haproxy/")

@@ -25,8 +25,8 @@ def test_hello_loads_for_every_shipped_environment() -> None:
         assert spec.id == "/examples/hello"
         assert spec.env_name == env
     local = load_app(HELLO, "local")
-    assert local.cmd == "python3 server.py"
-    assert local.fetch_uris == [(HELLO.parent / "server.py").as_uri()]
+    assert local.cmd is None and local.image == "examples/hello"  # the image runs in the devcluster too
+    assert local.fetch_uris == []
     assert local.config_contents["app.properties"].startswith(b"# hello")
     assert local.health is not None and local.health.interval == 2.0
 

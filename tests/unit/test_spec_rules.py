@@ -189,3 +189,35 @@ def test_config_file_size_limit(tmp_path: Path) -> None:
     (problem,) = _oversized_config_file(tmp_path)
     assert (problem.path, problem.line) == ("config.files.big", 5)
     assert "524289 bytes" in problem.message and "512 KiB" in (problem.hint or "")
+
+
+def test_a_cmd_only_app_is_a_command_task_in_a_docker_environment(tmp_path: Path) -> None:
+    """As on Marathon: no image but a cmd is a command task (the rule once demanded an image)."""
+    from deploykit.envs import load_environment
+    from deploykit.render.marathon import render_app
+
+    app = tmp_path / "app.yaml"
+    app.write_text("id: /a/b\ncmd: exec ./server --port $PORT0\nports: [{name: http, service: 10100}]\n")
+    environment = load_environment("docker", ENVS)
+    doc = render_app(load_app(app, "docker", environment), environment, None)
+    assert "container" not in doc and doc["cmd"].startswith("exec ./server")
+    assert doc["portDefinitions"][0]["port"] == 10100  # no container port needed for a command task
+    app.write_text("id: /a/b\nports: [{name: http, container: 8080}]\n")
+    with pytest.raises(ValidationError) as info:
+        load_app(app, "docker", environment)
+    assert [p.message for p in info.value.problems] == [
+        "an image or a cmd is required in environment 'docker' (Marathon runs a container or a command)"]
+
+
+def test_build_never_checks_the_runtime_cmd(tmp_path: Path) -> None:
+    """`tasks: process` needs a cmd to deploy, but building the image does not depend on how it runs."""
+    from deploykit.image.app import plan_for_app
+
+    app = tmp_path / "app.yaml"
+    app.write_text("id: /a/b\nimage: registry.test/a/b\n")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(ValidationError) as info:
+        load_app(app, "process", env_dir=ENVS)
+    assert [p.path for p in info.value.problems] == ["cmd"]
+    plan, _ = plan_for_app(app, "process", str(ENVS), extra_tags=["t1"], allow_dirty=True, environ={})
+    assert plan.image.repository.endswith("a/b")
