@@ -234,7 +234,12 @@ class DeploymentManager:
                 return
             keep = max(0, min_healthy - len(new_ok))
             healthy_old = sorted((t for t in old if t.healthy), key=lambda t: t.staged_at)
-            kept = healthy_old[:keep]
+            # old tasks whose health is not known yet (relaunched after a devcluster crash, still in their grace
+            # period) count towards the capacity to keep: killing them would leave the app below minHealthy
+            pending_old = sorted((t for t in old if not t.healthy and not t.killing and t.state in
+                                  ("TASK_STAGING", "TASK_RUNNING") and not any(h.checked for h in t.health)),
+                                 key=lambda t: t.staged_at)
+            kept = (healthy_old + pending_old)[:keep]
             for t in old:
                 if t not in kept:
                     self.sched.kill(rt, t, "upgrade")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -36,6 +35,7 @@ from deploykit.devcluster.docker_tasks import (
     run_argv,
 )
 from deploykit.devcluster.events import EventBus
+from deploykit.devcluster.recovery import Recovery
 from deploykit.devcluster.tasks import (
     HOST,
     SLAVE_ID,
@@ -49,7 +49,7 @@ from deploykit.devcluster.tasks import (
     task_env,
     terminate,
 )
-from deploykit.devcluster.util import atomic_write_json, instance_id_for, iso_ms, wait_or_timeout
+from deploykit.devcluster.util import instance_id_for, iso_ms, wait_or_timeout
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class AppRuntime:
         return [t for t in self.tasks.values() if t.alive]
 
 
-class Scheduler:
+class Scheduler(Recovery):
     """Task lifecycle for every app; owned by the leader."""
 
     def __init__(self, state_dir: Path, run_dir: Path, bus: EventBus, ports: PortAllocator,
@@ -223,14 +223,15 @@ class Scheduler:
         by_age = sorted(tasks, key=lambda t: t.staged_at, reverse=youngest_first)
         return sorted(by_age, key=lambda t: t.healthy)
 
-    def _launch(self, rt: AppRuntime, app: dict, count: int) -> None:
-        if time.monotonic() < rt.next_launch:
+    def _launch(self, rt: AppRuntime, app: dict, count: int, paced: bool = True) -> None:
+        if paced and time.monotonic() < rt.next_launch:
             return
         # Paced like Mesos offers pace Marathon: a few launches in flight per app at a time, so a huge
         # `instances` grows the app step by step (and stops at the task port range) instead of building
-        # every missing task at once.
+        # every missing task at once. A recovery relaunches what ran before (bounded by what was recorded).
         staging = sum(1 for t in rt.tasks.values() if t.state == "TASK_STAGING")
-        count = min(count, MAX_STAGING_PER_APP - staging)
+        if paced:
+            count = min(count, MAX_STAGING_PER_APP - staging)
         if count <= 0:
             return
         specs = host_port_specs(app)
@@ -266,6 +267,7 @@ class Scheduler:
                 await self._start_container(task, specs, env)
             else:
                 task.proc = await spawn(task, env, self.run_dir)
+                self._record_process(task)
         except (LaunchError, ContainerError) as exc:
             self._finish(rt, task, "TASK_KILLED" if task.killing else "TASK_FAILED", str(exc))
             return
@@ -353,67 +355,6 @@ class Scheduler:
         elif task.proc is not None:
             await terminate(task.proc, self._grace(task))
 
-    def _record_container(self, task: Task) -> None:
-        """What a restart after a crash needs to adopt this task's container (docs/devcluster.md)."""
-        doc = {"task_id": task.id, "instance_id": task.instance_id, "app_id": task.app_id, "version": task.version,
-               "container_id": task.container_id, "host_ports": task.host_ports,
-               "service_ports": task.service_ports, "staged_at": task.staged_at, "started_at": task.started_at}
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / f"{task.id}.container.json", doc)
-
-    async def recover(self) -> dict[str, int]:
-        """After a restart: adopt the containers of tasks we recorded, remove every other one of ours.
-
-        As a Mesos agent recovers its executors: a running container whose task record and app
-        version are still known becomes that task again (same id, ports, health); anything else
-        labelled with this node is removed. Call once the apps are loaded.
-        """
-        paused, self.paused = self.paused, True  # the reconciler must not launch a second set meanwhile
-        try:
-            return await self._recover()
-        finally:
-            self.paused = paused
-            self.changed.notify()
-
-    async def _recover(self) -> dict[str, int]:
-        records = {}
-        for f in self.run_dir.glob("*.container.json") if self.run_dir.is_dir() else []:
-            with contextlib.suppress(OSError, ValueError):
-                records[f.name[: -len(".container.json")]] = json.loads(f.read_text())
-            f.unlink(missing_ok=True)
-        adopted = removed = 0
-        if not await self.docker.version():
-            return {"adopted": 0, "removed": 0}
-        for c in await self.docker.ours():
-            rec = records.pop(c["task"] or "", None)
-            rt = self.apps.get(rec["app_id"]) if rec else None
-            app = rt.versions.get(rec["version"]) if rt and rec else None
-            if rec and rt and app and c["state"] == "running" and rec["container_id"] == c["id"]:
-                self._adopt(rt, app, rec)
-                adopted += 1
-            else:
-                with contextlib.suppress(ContainerError):
-                    await self.docker.remove(c["id"])
-                removed += 1
-        if adopted or removed:
-            log.info("recovered containers: %d adopted, %d removed", adopted, removed)
-        return {"adopted": adopted, "removed": removed}
-
-    def _adopt(self, rt: AppRuntime, app: dict, rec: dict) -> None:
-        specs = host_port_specs(app)
-        instance_id = rec["instance_id"]
-        task = Task(instance_id=instance_id, app_id=rt.id, version=rec["version"],
-                    config_version=app["versionInfo"]["lastConfigChangeAt"], app=app,
-                    host_ports=list(rec["host_ports"]), service_ports=list(rec["service_ports"]),
-                    sandbox=self.sandboxes / rec["task_id"], staged_at=rec["staged_at"], started_at=rec["started_at"],
-                    container_id=rec["container_id"])
-        task.health = [HealthResult(instance_id=instance_id) for _ in app.get("healthChecks", [])]
-        self.ports.used.update(task.host_ports)
-        rt.tasks[instance_id] = task
-        self._record_container(task)
-        env = task_env(task, app, specs, sandbox=SANDBOX_MOUNT)
-        task.bg.append(asyncio.create_task(self._supervise(rt, task, specs, env, adopted=True)))
-
     def _grace(self, task: Task) -> float:
         return float(task.app.get("taskKillGracePeriodSeconds") or 3)
 
@@ -436,6 +377,7 @@ class Scheduler:
             (self.run_dir / f"{task.id}.container.json").unlink(missing_ok=True)
         self.ports.release(task.host_ports)
         (self.run_dir / f"{task.id}.pgid").unlink(missing_ok=True)
+        (self.run_dir / f"{task.id}.process.json").unlink(missing_ok=True)
         rt.tasks.pop(task.instance_id, None)
         counts_as_failure = state == "TASK_FAILED" or (state == "TASK_FINISHED" and not task.killing) or (
             task.kill_reason == "unhealthy")
@@ -468,6 +410,7 @@ class Scheduler:
             return
         task.killing = True
         task.kill_reason = reason
+        (self.run_dir / f"{task.id}.process.json").unlink(missing_ok=True)  # no longer capacity to restore
         self._status(task, "TASK_KILLING")
         if task.proc is not None or task.container_id is not None:
             task.bg.append(asyncio.create_task(self._terminate(task)))

@@ -9,8 +9,12 @@ import pytest
 import requests
 
 from tests.harness.devcluster import Devcluster, wait_for
+from tests.integration import test_lb_e2e as e2e
+from tests.integration.test_lb_e2e import LoadGen, put_app, settled, task_ports, web_app
 
 pytestmark = pytest.mark.integration
+
+lb_factory = e2e.lb_factory  # fixture: `deploykit lb run` subprocesses
 
 MEMORY_CAP = 3 << 30  # address space of the devcluster process under test (prlimit --as)
 
@@ -79,3 +83,55 @@ def test_bad_ids_and_ports_are_422_and_never_listed(devcluster):
                                                    "portDefinitions": [{"port": port}]}, timeout=10)
         assert r.status_code == 422, r.text
     assert requests.get(f"{base}/v2/apps", timeout=5).json()["apps"] == []
+
+
+def test_restart_mid_deployment_restores_the_old_versions_capacity(tmp_path, lb_factory, record_summary):
+    """Item 2: kill -9 during a deployment whose new version never becomes healthy; the restarted devcluster
+    brings back the old version's healthy task as well (Mesos keeps tasks across a Marathon crash), so the
+    capacity rule holds and HAProxy keeps an old server, under bounded load."""
+    dc = Devcluster(tmp_path / "dc", extra_args=task_ports())
+    dc.start()
+    try:
+        base = dc.marathon_url
+        v1 = web_app("/restore/web", "restore.test", 2, "v1")
+        v1["upgradeStrategy"] = {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.0}
+        put_app(base, v1)
+        old = set(settled(base, "/restore/web", 2))
+        lb = lb_factory([base])
+        wait_for(lambda: lb.routed("restore.test") == old, 20, "v1 routed")
+        v2 = {**v1, "env": {"VERSION": "v2"}}
+        v2["healthChecks"] = [{**v1["healthChecks"][0], "path": "/missing", "gracePeriodSeconds": 0}]
+
+        def by_version() -> dict[str, int]:
+            app = requests.get(f"{base}/v2/apps/restore/web", params={"embed": "app.tasks"}, timeout=5).json()["app"]
+            out: dict[str, int] = {}
+            for t in app["tasks"]:
+                if t["state"] == "TASK_RUNNING":
+                    key = ("v2" if t["version"] == app["version"] else "v1") + (
+                        "+" if all(h.get("alive") for h in t.get("healthCheckResults") or [{}]) else "-")
+                    out[key] = out.get(key, 0) + 1
+            return out
+
+        with LoadGen(lb.http_port, ["restore.test"], rate=20, threads=2) as load:
+            put_app(base, v2)
+            before = wait_for(lambda: (c := by_version()).get("v1+") == 1 and c.get("v2-") and c, 30,
+                              "deployment stuck: 1 old healthy, new unhealthy")
+            dc.kill()
+            crashed_at = time.monotonic() - load.started
+            dc.start()
+            after = wait_for(lambda: (c := by_version()).get("v1+", 0) >= 1 and c, 30, "old version healthy again")
+            recovered_at = time.monotonic() - load.started
+            wait_for(lambda: any(lb.get("restore.test").status_code == 200 for _ in range(3)), 20, "routed again")
+            routed_at = time.monotonic() - load.started
+            time.sleep(3)
+        late = [f for f in load.failed if float(f.split("s ", 1)[0]) > routed_at + 0.5]
+        record_summary("devcluster_restart_mid_deployment", {
+            "before_crash": before, "after_restart": after, "requests": load.total, "failed": len(load.failed),
+            "failed_after_routed_again": len(late), "crashed_at_s": round(crashed_at, 2),
+            "old_healthy_again_after_s": round(recovered_at - crashed_at, 2)})
+        assert late == [], late[:5]
+        answers = {lb.get("restore.test").text.split()[-1] for _ in range(10)}
+        assert answers == {"v1"}, answers  # the new version never became healthy: only old tasks serve
+        assert after.get("v1+", 0) + after.get("v1-", 0) >= 1 and not after.get("v2+")
+    finally:
+        dc.kill()

@@ -215,10 +215,10 @@ def test_local_up_options_report_every_problem(tmp_path):
     from deploykit.devcluster.control import UpOptions
 
     bad = UpOptions(state_dir=tmp_path, marathon_port=70000, consul_port=70000, zk="zk:/nohost",
-                    event_heartbeat="soon")
+                    event_heartbeat="soon", registry_port=0)  # 0: no registry (5000 may be in use here)
     assert sorted(p.path for p in bad.problems()) == ["--consul-port", "--consul-port", "--event-heartbeat",
                                                       "--marathon-port", "--zk"]
-    ok = UpOptions(state_dir=tmp_path, marathon_port=0, consul_port=0)
+    ok = UpOptions(state_dir=tmp_path, marathon_port=0, consul_port=0, registry_port=0)
     assert [p.path for p in ok.problems()] == ["--marathon-port"]  # 0 is not a port; consul 0 = off
     assert "--log-file" in UpOptions(state_dir=tmp_path).argv() and "--log-file" not in UpOptions(
         state_dir=tmp_path).argv(log_file=False)
