@@ -44,7 +44,7 @@ class UpOptions:
 
     def problems(self) -> list[Problem]:
         """Everything wrong with the options, found before anything starts."""
-        from deploykit.devcluster.util import parse_zk_url, port_free
+        from deploykit.devcluster.util import parse_zk_url, port_free, port_holder
         from deploykit.durations import parse_seconds
 
         out: list[Problem] = []
@@ -60,8 +60,10 @@ class UpOptions:
             if not 0 < port < 65536:
                 out.append(Problem(None, flag, f"{port} is not a TCP port", hint="use 1-65535"))
             elif not port_free("127.0.0.1", port):
-                out.append(Problem(None, flag, f"port {port} is already in use on 127.0.0.1",
-                                   hint=f"pick another one, e.g. {flag} {port + 10}"))
+                holder = port_holder(port)
+                by = f" by {holder}" if holder else ""
+                out.append(Problem(None, flag, f"port {port} is already in use on 127.0.0.1{by}",
+                                   hint=f"stop it, or pick another one, e.g. {flag} {port + 10}"))
         if self.consul_port and self.consul_port == self.marathon_port:
             out.append(Problem(None, "--consul-port", "the Consul port must differ from the Marathon port"))
         if self.registry_port and self.registry_port in (self.marathon_port, self.consul_port):

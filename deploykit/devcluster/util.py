@@ -62,6 +62,32 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def port_holder(port: int) -> str | None:
+    """Who listens on TCP `port` on this host ("pid 123 (haproxy)"), from /proc; None when unknown.
+
+    For the "port in use" message: a port refused for a real listener names it, so nobody goes hunting.
+    """
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(cols[9])
+    if not inodes:
+        return None
+    wanted = {f"socket:[{i}]" for i in inodes}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in wanted:
+                    name = (proc / "comm").read_text().strip()
+                    return f"pid {proc.name} ({name})"
+    return None
+
+
 def pid_alive(pid: int) -> bool:
     """True while `pid` runs: a zombie (our child or not) counts as gone."""
     with contextlib.suppress(ChildProcessError):

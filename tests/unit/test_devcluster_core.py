@@ -222,3 +222,36 @@ def test_local_up_options_report_every_problem(tmp_path):
     assert [p.path for p in ok.problems()] == ["--marathon-port"]  # 0 is not a port; consul 0 = off
     assert "--log-file" in UpOptions(state_dir=tmp_path).argv() and "--log-file" not in UpOptions(
         state_dir=tmp_path).argv(log_file=False)
+
+
+def test_port_in_time_wait_is_free_a_listener_is_named(tmp_path):
+    """Issue 18 item 3: connections left in TIME_WAIT by a killed server do not make its port look taken;
+    a real listener does, and the message names the process."""
+    import os
+    import socket
+
+    from deploykit.devcluster.control import UpOptions
+    from deploykit.devcluster.util import port_free
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    clients = []
+    for _ in range(3):
+        c = socket.create_connection(("127.0.0.1", port))
+        conn, _addr = server.accept()
+        conn.close()  # the server side closes first: its end of the connection goes to TIME_WAIT
+        clients.append(c)
+    assert "--marathon-port" in [p.path for p in UpOptions(state_dir=tmp_path, marathon_port=port, consul_port=0,
+                                                              registry_port=0).problems()]
+    problem = next(p for p in UpOptions(state_dir=tmp_path, marathon_port=port, consul_port=0,
+                                        registry_port=0).problems() if p.path == "--marathon-port")
+    assert f"pid {os.getpid()} (" in problem.message  # the listener is named
+    server.close()
+    for c in clients:
+        c.close()
+    assert port_free("127.0.0.1", port)  # TIME_WAIT only: free, as the server will bind it (SO_REUSEADDR)
+    assert [p.path for p in UpOptions(state_dir=tmp_path, marathon_port=port, consul_port=0,
+                                      registry_port=0).problems()] == []
