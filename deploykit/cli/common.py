@@ -14,12 +14,12 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from deploykit.ci import in_ci
-from deploykit.errors import EXIT_INTERRUPTED, DeployKitError, ValidationError
+from deploykit.errors import EXIT_INTERRUPTED, DeployKitError, InternalError, ValidationError
 
 env_dir_option = click.option(
     "--env-dir",
@@ -56,6 +56,18 @@ def output_options(func: Callable) -> Callable:
         help="text for people, json for pipelines (one JSON document on stdout).",
     )(func)
     return func
+
+
+def output_format_in(argv: list[str]) -> str:
+    """The --output/-o value in raw arguments ("text" if none): for errors raised before options are parsed."""
+    for i, word in enumerate(argv):
+        if word in ("--output", "-o") and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith("--output="):
+            return word.split("=", 1)[1]
+        if word.startswith("-o") and len(word) > 2 and not word.startswith("--"):
+            return word[2:]
+    return "text"
 
 
 def console(stderr: bool = False):
@@ -96,18 +108,12 @@ def handle_errors(command_name: str) -> Callable:
             try:
                 result = func(*args, **kwargs)
                 doc = result.to_dict() if hasattr(result, "to_dict") else result
-            except DeployKitError as exc:
-                err = {"ok": False, "command": command_name, "exit_code": exc.exit_code, **exc.to_dict()}
-                if output == "json":
-                    print_json(err)
-                else:
-                    show_error(exc)
-                if junit_path:
-                    write_junit(junit_path, "deploykit", command_name, err)
-                sys.exit(exc.exit_code)
-            except KeyboardInterrupt:
-                click.echo("interrupted", err=True)
-                sys.exit(EXIT_INTERRUPTED)
+            except (DeployKitError, KeyboardInterrupt) as exc:
+                report_error(exc, command_name, output, junit_path)
+            except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+                raise
+            except Exception as exc:  # the last line of defence: a bug, never a raw traceback
+                report_error(exc, command_name, output, junit_path)
             if junit_path:
                 write_junit(junit_path, "deploykit", command_name, {"ok": True, **(doc or {})})
             if output == "json" and doc is not None:
@@ -117,6 +123,35 @@ def handle_errors(command_name: str) -> Callable:
         return wrapper
 
     return deco
+
+
+def report_error(
+    exc: BaseException, command_name: str, output: str = "text", junit_path: str | None = None
+) -> NoReturn:
+    """Print an error the one way every command does, write the JUnit file if asked, and exit with its code.
+
+    A DeployKitError keeps its own exit code; Ctrl-C is 130; anything else is a bug in deploykit:
+    exit 70 with one line naming a log file that holds the traceback (deploykit.crashlog), so a person
+    never sees a raw traceback and a pipeline still gets one JSON document.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if not isinstance(exc, DeployKitError):
+        from deploykit.crashlog import write_crash_log
+
+        exc = InternalError.from_exception(exc, write_crash_log(exc, command_name))
+    err = {"ok": False, "command": command_name, "exit_code": exc.exit_code, **exc.to_dict()}
+    if output == "json":
+        print_json(err)
+    else:
+        show_error(exc)
+    if junit_path:
+        try:
+            write_junit(junit_path, "deploykit", command_name, err)
+        except OSError as oserr:
+            click.echo(f"warning: could not write {junit_path}: {oserr.strerror or oserr}", err=True)
+    sys.exit(exc.exit_code)
 
 
 def show_error(exc: DeployKitError) -> None:
