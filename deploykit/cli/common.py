@@ -92,18 +92,19 @@ def write_junit(path: str, suite: str, case: str, doc: dict) -> None:
     write_report(path, suite=suite, case=case, result=doc)
 
 
-def handle_errors(command_name: str) -> Callable:
+def handle_errors(command_name: str, *, document_output: bool = False) -> Callable:
     """Decorator: turn DeployKitError into printed errors + exit code, for text and json.
 
     The wrapped function receives `output` and `junit_path` (when declared) and returns
     a JSON-able dict, an object with to_dict(), or None. With --output json the dict is
-    printed as-is.
+    printed as-is. document_output: stdout is the command's document (`render > app.json`) and
+    `output` its format, so errors are always text on stderr and never land in the file.
     """
 
     def deco(func: Callable) -> Callable:
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            output = kwargs.get("output", "text")
+            output = "text" if document_output else kwargs.get("output", "text")
             junit_path = kwargs.get("junit_path")
             try:
                 result = func(*args, **kwargs)

@@ -94,12 +94,12 @@ Examples:
     type=click.Choice(["json", "yaml"]),
     default="json",
     show_default=True,
-    help="Format of the app definition (errors are JSON with json).",
+    help="Format of the app definition on stdout (errors always go to stderr).",
 )
 @click.option(
     "--show-secrets", is_flag=True, help="Print secret values (read from their variables) instead of ********."
 )
-@handle_errors("render")
+@handle_errors("render", document_output=True)
 def render(
     app_file: str,
     env_name: str,
