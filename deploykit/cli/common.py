@@ -37,6 +37,39 @@ def env_options(func: Callable) -> Callable:
     return func
 
 
+FORMAT_NAMES = ("text", "json", "yaml")
+
+
+def _refuse_format_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and value.lower() in FORMAT_NAMES:
+        raise click.BadParameter(
+            f"{value!r} is a format name, not a file: the format is --output {value.lower()} (-o {value.lower()});"
+            f" to write a file of that name, give ./{value}",
+            ctx=ctx, param=param,
+        )
+    return value
+
+
+class FormatChoice(click.Choice):
+    """--output's choices; a value that looks like a file name is told where files go (--out FILE)."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            has_out = ctx is not None and any("--out" in p.opts for p in ctx.command.params)
+            if has_out and isinstance(value, str) and value.lower() not in FORMAT_NAMES:
+                raise click.BadParameter(f"{exc.message}; -o is --output FORMAT: write a file with --out {value}",
+                                         ctx=ctx, param=param) from None
+            raise
+
+
+def out_option(default: str | None, help: str) -> Callable:
+    """--out FILE (no short form: -o is --output FORMAT in every command); a format name is refused with a hint."""
+    return click.option("--out", "out", type=click.Path(dir_okay=False, allow_dash=True), default=default,
+                        show_default=default is not None, callback=_refuse_format_name, help=help)
+
+
 def output_options(func: Callable) -> Callable:
     """--output text|json and --junit FILE."""
     func = click.option(
@@ -50,7 +83,7 @@ def output_options(func: Callable) -> Callable:
         "--output",
         "-o",
         "output",
-        type=click.Choice(["text", "json"]),
+        type=FormatChoice(["text", "json"]),
         default="text",
         show_default=True,
         help="text for people, json for pipelines (one JSON document on stdout).",
