@@ -83,6 +83,10 @@ class TxnDenied(TxnError, AuthError):
         super().__init__(errors, " (check the token the environment names)")
 
 
+def _refused(exc: Exception) -> bool:
+    return "Connection refused" in str(exc) or "NewConnectionError" in repr(exc)
+
+
 def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode()
 
@@ -131,7 +135,10 @@ class ConsulClient:
         try:
             return fn(*args, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise UnreachableError(f"Consul at {self.url} did not answer ({what}): {type(exc).__name__}") from None
+            hint = (" (nothing listens there: check consul.url in the environment file, or start the local"
+                    " devcluster: deploykit local up --detach)") if _refused(exc) else ""
+            name = type(exc).__name__
+            raise UnreachableError(f"Consul at {self.url} did not answer ({what}): {name}{hint}") from None
         except consul.ACLPermissionDenied as exc:
             body = self._scrub(str(exc))
             raise AuthError(

@@ -67,6 +67,10 @@ def load_app(
         )
 
     merged = merge_overlay(source.data, env_name)
+    # An unknown key that only an overlay sets is reported once, at environments.<env>.<key> (rules.py),
+    # not a second time as if it were a top-level key of the merged view.
+    for key in [k for k in merged if k not in source.data and k not in AppDoc.model_fields]:
+        del merged[key]
 
     def line_for(p: PathKey) -> int | None:
         return _line(source, env_name, p)
