@@ -177,7 +177,9 @@ def status(marathon_url: str | None, state_dir: Path, output: str, junit_path: s
     from deploykit.devcluster.control import status as get_status
     from deploykit.errors import UnreachableError
 
-    if marathon_url is None:
+    if marathon_url is not None:
+        _check_url(marathon_url)
+    else:
         info = runtime_info(state_dir)
         if info is None:
             raise UnreachableError(not_running_message(state_dir))
@@ -186,6 +188,21 @@ def status(marathon_url: str | None, state_dir: Path, output: str, junit_path: s
     if output == "text":
         _print_status(doc)
     return doc
+
+
+def _check_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    from deploykit.errors import Problem, ValidationError
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+    except ValueError:  # .port raises for a port that is not a number or out of range
+        ok = False
+    if not ok:
+        raise ValidationError([Problem(None, "--marathon-url", f"{url!r} is not an http(s) URL",
+                                       "e.g. http://127.0.0.1:8080")])
 
 
 def _print_status(doc: dict) -> None:

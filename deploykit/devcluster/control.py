@@ -184,7 +184,8 @@ def _refuse_if_running(opts: UpOptions) -> None:
     running = runtime_info(opts.state_dir)
     if running:
         raise LockedError(f"a devcluster already runs for {opts.state_dir} (pid {running['pid']}, "
-                          f"{running['marathon_url']}); stop it with `deploykit local down`")
+                          f"{running['marathon_url']}); stop it with "
+                          f"`deploykit local down --state-dir {opts.state_dir}`")
     problems = opts.problems()
     if problems:
         raise ValidationError(problems)
