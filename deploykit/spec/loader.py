@@ -106,7 +106,7 @@ def overlay_names(path: str | Path) -> list[str]:
 
     try:
         data = yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError):  # load_app reports it
         return []
     overlays = data.get("environments") if isinstance(data, Mapping) else None
     return sorted(str(name) for name in overlays) if isinstance(overlays, Mapping) else []

@@ -112,3 +112,21 @@ def test_found_by_fuzzing(changes, app_dir):
     (app_dir / "app.yaml").write_text(yaml.safe_dump(doc))
     r = CliRunner().invoke(main, ["validate", str(app_dir / "app.yaml"), "--env", "local"])
     assert r.exit_code == 2 and "not found" in r.stderr, r.output
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("id: /a\nenv: " + "[" * 2000 + "]" * 2000 + "\n", "nests too deeply"),  # RecursionError inside PyYAML
+    ("id: /a\nmarathon: {labels: " + "{k: " * 100 + "v" + "}" * 101 + "\n", "more than 64 levels"),
+    ("id: /a\n" + BOMB, "expands to more than 100000 values"),  # a billion laughs: 9**9 strings
+    ("id: /a\nenv: &e {x: *e}\n", "cycle"),
+])
+def test_runaway_yaml_is_invalid_input(tmp_path, text, message):
+    app = tmp_path / "app.yaml"
+    app.write_text(text)
+    r = CliRunner().invoke(main, ["validate", str(app), "-o", "json"])
+    assert r.exit_code == 2, r.output
+    assert message in json.loads(r.stdout)["problems"][0]["message"]
