@@ -17,6 +17,8 @@ from click.testing import CliRunner
 
 from deploykit.cli import main
 
+pytestmark = pytest.mark.internal_error
+
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "examples" / "hello" / "app.yaml")
 
