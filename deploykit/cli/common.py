@@ -59,8 +59,8 @@ class FormatChoice(click.Choice):
         except click.BadParameter as exc:
             has_out = ctx is not None and any("--out" in p.opts for p in ctx.command.params)
             if has_out and isinstance(value, str) and value.lower() not in FORMAT_NAMES:
-                raise click.BadParameter(f"{exc.message}; -o is --output FORMAT: write a file with --out {value}",
-                                         ctx=ctx, param=param) from None
+                hint = f"-o is --output FORMAT: write a file with --out {value}"
+                raise click.BadParameter(f"{exc.message.rstrip('.')}; {hint}", ctx=ctx, param=param) from None
             raise
 
 

@@ -345,11 +345,7 @@ def load_attachments(data: Mapping[str, Any], app_dir: Path) -> tuple[dict[str, 
         if path is None or not path.is_file():
             findings.append((("config", "files", key), f"file {rel!r} not found", f"paths are relative to {app_dir}"))
             continue
-        try:
-            blob = path.read_bytes()
-        except OSError as exc:
-            findings.append((("config", "files", key), f"cannot read {rel!r}: {exc.strerror}", "check its permissions"))
-            continue
+        blob = path.read_bytes()
         if len(blob) > CONSUL_VALUE_LIMIT:
             findings.append(
                 (("config", "files", key), f"{rel!r} is {len(blob)} bytes", "Consul values are at most 512 KiB")

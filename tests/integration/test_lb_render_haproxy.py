@@ -149,7 +149,7 @@ def test_wildcard_vhost_routes_any_name_under_it_and_exact_names_win(haproxy_fac
     apps_file.write_text(json.dumps({"apps": apps}))
     env_dir = _env_dir(tmp_path, inst.http_port, inst.stats_socket)
     proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(apps_file), "--env", "itest",
-                           "--env-dir", str(env_dir), "--strict", "-o", str(inst.config_path)],
+                           "--env-dir", str(env_dir), "--strict", "--out", str(inst.config_path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     inst.start(inst.config_path.read_text())

@@ -74,7 +74,7 @@ def test_junit_file_records_the_internal_error(crash_dir, broken_loader, tmp_pat
 
 def test_an_exception_outside_the_command_body_is_caught_by_the_group(crash_dir, monkeypatch):
     """An import that fails (or an option callback) happens before handle_errors: the group catches it."""
-    from deploykit import commands
+    from deploykit import cli as commands
 
     monkeypatch.setitem(commands.COMMANDS, "status", ("deploykit.no_such_module", "status", "x"))
     r = CliRunner().invoke(main, ["status", "/app", "-o", "json"])
@@ -85,7 +85,7 @@ def test_an_exception_outside_the_command_body_is_caught_by_the_group(crash_dir,
 
 
 def test_ctrl_c_outside_a_command_body_is_130_not_clicks_aborted_1(monkeypatch):
-    from deploykit import commands
+    from deploykit import cli as commands
 
     def interrupted(name):
         raise KeyboardInterrupt
