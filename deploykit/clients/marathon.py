@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import requests
 
-from deploykit.errors import EXIT_INVALID, AuthError, LockedError, RemoteError, UnreachableError
+from deploykit.errors import EXIT_INVALID, AuthError, InternalError, LockedError, RemoteError, UnreachableError
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,8 @@ class MarathonClient:
                         ) from None
                     log.debug("timeout on %s: %s", base, exc)
                     continue
+                except requests.exceptions.InvalidJSONError as exc:  # NaN/inf in a body: validation missed it
+                    raise InternalError(f"the body of {method} {path} is not valid JSON: {exc}") from None
                 except requests.RequestException as exc:
                     raise UnreachableError(f"Marathon request {method} {path} failed: {_short(exc)}") from None
                 leader = resp.headers.get("X-Marathon-Leader")

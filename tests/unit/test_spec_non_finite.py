@@ -69,3 +69,13 @@ def test_schema_check_counts_non_finite_numbers_as_violations():
     app = {"id": "/a", "cmd": "x", "cpus": math.nan, "mem": 32, "instances": 1}
     assert any("cpus" in e and "finite" in e for e in schema_errors(app))
     assert field_errors("upgradeStrategy", {"maximumOverCapacity": math.inf})
+
+
+def test_the_marathon_client_calls_a_nan_body_a_bug_not_unreachable():
+    """Issue 17: requests refuses NaN (InvalidJSONError, a RequestException) and that was exit 4, "unreachable"."""
+    from deploykit.clients.marathon import MarathonClient
+    from deploykit.errors import InternalError
+
+    client = MarathonClient(["http://127.0.0.1:1"], retries=0)
+    with pytest.raises(InternalError, match="not valid JSON"):
+        client.put_app({"id": "/a", "cpus": math.nan})
