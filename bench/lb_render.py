@@ -101,7 +101,7 @@ def _marathon_lb(path: Path) -> Sample:
 
 def _command(path: Path, out: Path) -> Sample:
     deploykit = Path(sys.executable).parent / "deploykit"
-    return _run([str(deploykit), "lb", "render", "--apps-json", str(path), "-o", str(out), "-q"])[0]
+    return _run([str(deploykit), "lb", "render", "--apps-json", str(path), "--out", str(out), "-q"])[0]
 
 
 def _incremental(path: Path, samples: int = 200) -> tuple[float, float, int]:

@@ -190,7 +190,21 @@ def find_environment_file(name: str, env_dir: str | Path | None = None) -> Path:
             return candidate
     hint = did_you_mean(name, available_environments(env_dir), fallback="available")
     searched = ", ".join(str(d) for d in dirs)
+    elsewhere = _found_in_a_parent(name)
+    if elsewhere or not hint or not hint.startswith("did you mean"):  # a near miss is hint enough
+        more = elsewhere or "files elsewhere? pass --env-dir DIR or set DEPLOYKIT_ENV_DIR"
+        hint = f"{hint}; {more}" if hint else more
     raise ValidationError([Problem(None, "--env", f"no environment file {name}.json (searched {searched})", hint)])
+
+
+def _found_in_a_parent(name: str) -> str | None:
+    """Run from an app's own folder, ./chef_attrs is the app's: point at a parent's chef_attrs holding the file."""
+    cwd = Path.cwd()
+    for parent in cwd.parents:
+        found = parent / "chef_attrs" / f"{name}.json"
+        if found.is_file():
+            return f"found {found}: pass --env-dir {os.path.relpath(found.parent, cwd)}"
+    return None
 
 
 def load_environment(name: str, env_dir: str | Path | None = None) -> Environment:

@@ -73,8 +73,20 @@ class InternalError(DeployKitError):
 
     exit_code = 70
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, log: str | None = None):
         super().__init__(f"internal error (a bug in deploykit, please report it): {message}")
+        self.log = log
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, log: str | None) -> InternalError:
+        """One line for an exception that escaped a command; the traceback is in the file `log`."""
+        lines = str(exc).strip().splitlines()
+        text = f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+        where = f"; the traceback is in {log}" if log else " (the traceback could not be written to a log file)"
+        return cls(text + where, log=log)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "log": self.log}
 
 
 class UnreachableError(DeployKitError):

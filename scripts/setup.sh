@@ -18,6 +18,7 @@ command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v curl >/dev/null || need+=(curl)
 command -v java >/dev/null || need+=(default-jre-headless)
+command -v npm >/dev/null || need+=(nodejs npm)  # npm-groovy-lint checks the generated Jenkinsfiles
 PY=${PYTHON:-python3}
 if ! command -v "$PY" >/dev/null; then
   need+=(python3 python3-venv)
@@ -37,3 +38,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[dev]'
+
+# npm-groovy-lint 15 (CodeNarc on the installed JRE; 18 needs Node 22, which Debian does not ship),
+# project-local in .tools/ so nothing global changes. The suite lints the generated Jenkinsfiles with it.
+GROOVYLINT_VERSION=15.2.2
+if ! grep -qs "\"version\": \"$GROOVYLINT_VERSION\"" .tools/groovylint/node_modules/npm-groovy-lint/package.json; then
+  npm install -q --no-audit --no-fund --prefix .tools/groovylint "npm-groovy-lint@$GROOVYLINT_VERSION" >/dev/null
+fi

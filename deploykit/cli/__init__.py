@@ -8,6 +8,7 @@ The CLI holds no logic: it parses, calls the library and prints.
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
@@ -59,6 +60,37 @@ class LazyGroup(click.Group):
         rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["deploykit.argv"] = list(args)  # for invoke's last line of defence
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context):
+        """Run the subcommand; whatever escapes it (a bug, Ctrl-C) is reported, never a raw traceback.
+
+        Commands report their own errors through cli.common.handle_errors; this catches what escapes
+        before or around that (an import, an option callback), so the rule holds for every command.
+        """
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            from deploykit.cli.common import output_format_in, report_error
+
+            argv = ctx.meta.get("deploykit.argv", [])
+            report_error(exc, self._command_name(argv), output_format_in(argv))
+
+    @staticmethod
+    def _command_name(argv: list[str]) -> str:
+        """`config get` or `validate` from raw arguments, importing nothing (the import may be what failed)."""
+        words = [w for w in argv[:2] if not w.startswith("-")][:2]
+        if not words or words[0] not in COMMANDS:
+            return "deploykit"
+        module_name, attr, _ = COMMANDS[words[0]]
+        module = sys.modules.get(module_name)
+        is_group = isinstance(getattr(module, attr, None), click.Group)
+        return " ".join(words if is_group else words[:1])
 
     def resolve_command(self, ctx, args):
         name = args[0] if args else None

@@ -117,7 +117,9 @@ def _summary(doc: dict) -> None:
     con.print(f"[bold]{doc.get('result')}[/]: {doc.get('app_id')} in {doc.get('environment')}")
     if doc.get("deploymentId"):
         con.print(f"  deployment: {doc['deploymentId']}")
-    con.print(f"  version: {versions.get('from')} -> {versions.get('to')}")
+    if versions.get("from") or versions.get("to"):
+        before = versions.get("from") or "none (first deploy)"
+        con.print(f"  version: {before} -> {versions.get('to') or 'unchanged'}")
     cfg = doc.get("config") or {}
     if cfg.get("prefix"):
         con.print(f"  config: {cfg['prefix']}" + (" (written)" if cfg.get("written") else ""))
@@ -229,8 +231,12 @@ def status(app, env_name, env_dir, output, junit_path):
         if not doc["exists"]:
             con.print(f"{doc['app_id']}: not deployed in {doc['environment']}")
             return doc
-        con.print(f"[bold]{doc['app_id']}[/] in {doc['environment']}: version {doc['version']}, "
-                  f"{doc['healthy']}/{doc['instances']} healthy, image {doc['image']}, config {doc['config_hash']}")
+        facts = [f"version {doc['version']}", f"{doc['healthy']}/{doc['instances']} healthy"]
+        if doc.get("deployments"):
+            facts[-1] += " (new version; old tasks are listed below)"
+        facts.append(f"image {doc['image']}" if doc.get("image") else "no image (process tasks)")
+        facts.append(f"config {doc['config_hash']}" if doc.get("config_hash") else "no config")
+        con.print(f"[bold]{doc['app_id']}[/] in {doc['environment']}: " + ", ".join(facts))
         for version, c in doc["versions"].items():
             con.print(f"  {version}: {c['healthy']}/{c['running']} healthy")
         for dep in doc["deployments"]:

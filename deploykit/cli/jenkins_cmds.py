@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from deploykit.cli.common import env_dir_option, handle_errors, output_options
+from deploykit.cli.common import env_dir_option, handle_errors, out_option, output_options
 from deploykit.errors import Problem, ValidationError
 
 TOKEN_ENV = "JENKINS_API_TOKEN"
@@ -64,7 +64,7 @@ def _command_line() -> str:
         value = ctx.params.get(param.name)
         if isinstance(param, click.Argument):
             words += [shlex.quote(str(v)) for v in (value if isinstance(value, tuple) else (value,))]
-        elif value not in (None, False, param.default) and param.name not in ("output", "junit_path"):
+        elif value not in (None, False, param.default) and param.name not in ("output", "junit_path", "out"):
             flag = max(param.opts, key=len)
             words += [flag] if value is True else [flag, shlex.quote(str(value))]
     return " ".join(words)
@@ -76,7 +76,7 @@ def jenkins() -> None:
 
     \b
     Examples:
-      deploykit jenkins jenkinsfile app.yaml --env staging,prod -o Jenkinsfile
+      deploykit jenkins jenkinsfile app.yaml --env staging,prod --out Jenkinsfile
       JENKINS_URL=https://ci.example.com JENKINS_USER=bot JENKINS_API_TOKEN=... \\
         deploykit jenkins sync --env staging,prod --folder deploys --dry-run apps/
     """
@@ -86,13 +86,13 @@ def jenkins() -> None:
 @click.argument("app_file", type=click.Path(dir_okay=False))
 @click.option("--env", "envs", default="staging,prod", show_default=True,
               help="Environments to deploy to, in order (comma-separated).")
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="Write here instead of stdout (e.g. Jenkinsfile at the repo root).")
+@out_option(None, "Write here instead of stdout (e.g. Jenkinsfile at the repo root).")
 @click.option("--app-path", default=None, help="app.yaml path inside the workspace (default: relative to repo root).")
 @_pipeline_options
+@output_options
 @handle_errors("jenkins jenkinsfile")
-def jenkinsfile_cmd(app_file: str, envs: str, out_path: str | None, templates_dir: str | None, env_dir: str | None,
-                    approve: str, **kw) -> dict:
+def jenkinsfile_cmd(app_file: str, envs: str, out: str | None, templates_dir: str | None, env_dir: str | None,
+                    approve: str, output: str, junit_path: str | None, **kw) -> dict:
     """Render a declarative Jenkinsfile: Build, Push, then Deploy <env> for each environment.
 
     Prod-like environments wait for a manual input; every deploy runs inside lock(); credentials
@@ -100,19 +100,24 @@ def jenkinsfile_cmd(app_file: str, envs: str, out_path: str | None, templates_di
 
     \b
     Example:
-      deploykit jenkins jenkinsfile examples/hello/app.yaml --env staging,prod -o Jenkinsfile
+      deploykit jenkins jenkinsfile examples/hello/app.yaml --env staging,prod --out Jenkinsfile
     """
     from deploykit.jenkins.service import render_for_app
 
     options = _options(envs, approve, **kw)
-    base = Path(out_path).resolve().parent if out_path else None
+    to_file = out not in (None, "-")
+    base = Path(out).resolve().parent if to_file else None
     facts, _, text = render_for_app(app_file, options, templates_dir=templates_dir, env_dir=env_dir, base=base)
-    if out_path:
-        _write(Path(out_path), text)
-        click.echo(f"wrote {out_path} ({facts.app_id}: {', '.join(options.envs)})", err=True)
-    else:
+    doc = {"app": facts.app_id, "envs": list(options.envs), "path": out if to_file else None}
+    if to_file:
+        _write(Path(out), text)
+        if output == "text":
+            click.echo(f"wrote {out} ({facts.app_id}: {', '.join(options.envs)})", err=True)
+    elif output == "text":
         click.echo(text, nl=False)
-    return {"app": facts.app_id, "envs": list(options.envs), "path": out_path}
+    else:
+        doc["jenkinsfile"] = text  # stdout holds one JSON document, so the text travels inside it
+    return doc
 
 
 @jenkins.command("sync")

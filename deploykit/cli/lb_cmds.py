@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from deploykit.cli.common import env_dir_option, handle_errors
+from deploykit.cli.common import FormatChoice, env_dir_option, handle_errors, out_option
 from deploykit.errors import Problem, ValidationError
 from deploykit.lb.render import RenderResult
 
@@ -42,7 +42,7 @@ def lb() -> None:
     \b
     Examples:
       deploykit lb run --env prod
-      deploykit lb render --apps-json apps.json -o haproxy.cfg
+      deploykit lb render --apps-json apps.json --out haproxy.cfg
     """
 
 
@@ -52,14 +52,13 @@ def lb() -> None:
 @click.option("--group", "groups", multiple=True, help="Route only apps in this HAPROXY_GROUP (repeatable).")
 @click.option("--templates", "template_dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder with the haproxy/ templates to override (others: the shipped ones).")
-@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, allow_dash=True), default="-",
-              show_default=True, help="Where to write haproxy.cfg.")
+@out_option("-", "Where to write haproxy.cfg ('-': stdout).")
 @click.option("--env", "env_name", default=None, help="Take HAProxy settings from this environment's file.")
 @env_dir_option
 @click.option("--strict", is_flag=True, help="Exit 2 when any app is rejected (default: skip it and warn).")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
-@click.option("--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: print the summary (skipped apps, ignored labels) as one JSON document; needs -o FILE.")
+@click.option("--output", "-o", "output", type=FormatChoice(["text", "json"]), default="text", show_default=True,
+              help="json: print the summary (skipped apps, ignored labels) as one JSON document; needs --out FILE.")
 @handle_errors("lb render")
 def render_cmd(apps_json: str, groups: tuple[str, ...], template_dir: str | None, out: str, env_name: str | None,
                env_dir: str | None, strict: bool, quiet: bool, output: str) -> RenderResult:
@@ -69,11 +68,11 @@ def render_cmd(apps_json: str, groups: tuple[str, ...], template_dir: str | None
     Apps with invalid or unsafe labels are skipped (listed on stderr); every other app is routed.
     Example:
       curl -s 'http://marathon:8080/v2/apps?embed=apps.tasks' > apps.json
-      deploykit lb render --apps-json apps.json --group external -o haproxy.cfg && haproxy -c -f haproxy.cfg
+      deploykit lb render --apps-json apps.json --group external --out haproxy.cfg && haproxy -c -f haproxy.cfg
     """
     if output == "json" and out == "-":
         raise ValidationError([Problem(None, "--output", "--output json writes the summary to stdout",
-                                       hint="give the config a file: -o haproxy.cfg")])
+                                       hint="give the config a file: --out haproxy.cfg")])
     from deploykit.lb.model import build_model
     from deploykit.lb.render import renderer_for
     from deploykit.lb.settings import settings_from_environment

@@ -89,8 +89,12 @@ def run(
     Example:
       deploykit lb run --env local --haproxy-config .deploykit/haproxy/haproxy.cfg
     """
+    from deploykit.lb.metrics import parse_metrics_addr
     from deploykit.lb.run import JsonLineFormatter, RunConfig
     from deploykit.lb.run import run as run_daemon
+
+    if metrics_addr:
+        parse_metrics_addr(metrics_addr)
 
     cfg = RunConfig(
         env_name=env_name,

@@ -31,6 +31,14 @@ def _state_dir_option(func):
                         show_default=True, help="Apps, versions, Consul data, sandboxes and the log live here.")(func)
 
 
+def stop_command(state_dir: Path) -> str:
+    """The `local down` that finds this devcluster: with --state-dir unless it is the default."""
+    import shlex
+
+    same = state_dir.resolve() == DEFAULT_STATE_DIR.resolve()
+    return "deploykit local down" + ("" if same else f" --state-dir {shlex.quote(str(state_dir))}")
+
+
 @local.command("up")
 @click.option("--marathon-port", type=int, default=8080, show_default=True)
 @click.option("--consul-port", type=int, default=8500, show_default=True, help="0 = no Consul API.")
@@ -66,6 +74,7 @@ def up(marathon_port: int, consul_port: int, zk: str | None, hostname: str, even
         up_foreground(opts)
         return None
     info = up_detached(opts)
+    info["stop"] = stop_command(state_dir)
     if output == "text":
         con = console()
         con.print(f"devcluster running (pid {info['pid']})")
@@ -76,7 +85,7 @@ def up(marathon_port: int, consul_port: int, zk: str | None, hostname: str, even
         if info.get("registry"):
             con.print(f"  registry: {info['registry']['url']} (data in {info['registry']['data']})")
         con.print(f"  log:      {info['log']}")
-        con.print("  stop it with: deploykit local down")
+        con.print(f"  stop it with: {stop_command(state_dir)}")
     return info
 
 
@@ -85,7 +94,7 @@ def up(marathon_port: int, consul_port: int, zk: str | None, hostname: str, even
 @output_options
 @handle_errors("local down")
 def down(state_dir: Path, output: str, junit_path: str | None) -> dict:
-    """Stop the devcluster of this state dir and its tasks (apps and versions are kept).
+    """Stop the devcluster of this state dir and its tasks (apps and versions are kept); exit 4 if none runs.
 
     \b
     Examples:
@@ -164,19 +173,36 @@ def status(marathon_url: str | None, state_dir: Path, output: str, junit_path: s
       deploykit local status
       deploykit local status --marathon-url http://127.0.0.1:18080 -o json
     """
-    from deploykit.devcluster.control import runtime_info
+    from deploykit.devcluster.control import not_running_message, runtime_info
     from deploykit.devcluster.control import status as get_status
     from deploykit.errors import UnreachableError
 
-    if marathon_url is None:
+    if marathon_url is not None:
+        _check_url(marathon_url)
+    else:
         info = runtime_info(state_dir)
         if info is None:
-            raise UnreachableError(f"no devcluster running for {state_dir} (start one: deploykit local up --detach)")
+            raise UnreachableError(not_running_message(state_dir))
         marathon_url = info["marathon_url"]
     doc = get_status(marathon_url, state_dir)
     if output == "text":
         _print_status(doc)
     return doc
+
+
+def _check_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    from deploykit.errors import Problem, ValidationError
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+    except ValueError:  # .port raises for a port that is not a number or out of range
+        ok = False
+    if not ok:
+        raise ValidationError([Problem(None, "--marathon-url", f"{url!r} is not an http(s) URL",
+                                       "e.g. http://127.0.0.1:8080")])
 
 
 def _print_status(doc: dict) -> None:

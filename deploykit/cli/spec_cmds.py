@@ -5,6 +5,8 @@ Imports of the library stay inside the functions so `deploykit --help` never pay
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from deploykit.cli.common import console, env_dir_option, env_options, handle_errors, output_options, print_json
@@ -31,6 +33,8 @@ def validate(
     app_files: tuple[str, ...], env_name: str | None, env_dir: str | None, output: str, junit_path: str | None
 ):
     """Check app.yaml files (and the environment file): every problem at once, exit 2 if any."""
+    from rich.markup import escape
+
     from deploykit.envs import load_environment
     from deploykit.errors import ValidationError
     from deploykit.render.marathon import render_app
@@ -58,13 +62,14 @@ def validate(
         except ValidationError as exc:
             problems.extend(p for p in exc.problems if p not in problems)
             continue
-        checked.append({"file": app_file, "id": spec.id, "env": env_name})
-    if problems:
-        raise ValidationError(problems)
-    if output == "text":
+        if not any(p.file == str(Path(app_file)) for p in problems):
+            checked.append({"file": app_file, "id": spec.id, "env": env_name})
+    if output == "text":  # the files that passed say so even when another one failed
         con = console()
         for item in checked:
-            con.print(f"[green]ok[/] {item['file']} ({item['id']}, env {item['env'] or '<base>'})")
+            con.print(f"[green]ok[/] {escape(item['file'])} ({escape(item['id'])}, env {item['env'] or '<base>'})")
+    if problems:
+        raise ValidationError(problems)
     return {"apps": checked}
 
 
@@ -94,12 +99,12 @@ Examples:
     type=click.Choice(["json", "yaml"]),
     default="json",
     show_default=True,
-    help="Format of the app definition (errors are JSON with json).",
+    help="Format of the app definition on stdout (errors always go to stderr).",
 )
 @click.option(
     "--show-secrets", is_flag=True, help="Print secret values (read from their variables) instead of ********."
 )
-@handle_errors("render")
+@handle_errors("render", document_output=True)
 def render(
     app_file: str,
     env_name: str,

@@ -83,6 +83,10 @@ class TxnDenied(TxnError, AuthError):
         super().__init__(errors, " (check the token the environment names)")
 
 
+def _refused(exc: Exception) -> bool:
+    return "Connection refused" in str(exc) or "NewConnectionError" in repr(exc)
+
+
 def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode()
 
@@ -91,6 +95,15 @@ def _as_bytes(value: bytes | str | None) -> bytes:
     if value is None:
         return b""
     return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def check_key(key: str, what: str = "key") -> str:
+    """Refuse a key Consul's KV API cannot name (py-consul would assert): a leading '/', as app ids have."""
+    if key.startswith("/"):
+        fixed = key.lstrip("/")
+        hint = f"Consul keys have no leading '/': use {fixed!r}" if fixed else "an empty prefix ('') lists everything"
+        raise ValidationError([Problem(None, what, f"{key!r} starts with '/'", hint)])
+    return key
 
 
 class ConsulClient:
@@ -122,7 +135,10 @@ class ConsulClient:
         try:
             return fn(*args, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise UnreachableError(f"Consul at {self.url} did not answer ({what}): {type(exc).__name__}") from None
+            hint = (" (nothing listens there: check consul.url in the environment file, or start the local"
+                    " devcluster: deploykit local up --detach)") if _refused(exc) else ""
+            name = type(exc).__name__
+            raise UnreachableError(f"Consul at {self.url} did not answer ({what}): {name}{hint}") from None
         except consul.ACLPermissionDenied as exc:
             body = self._scrub(str(exc))
             raise AuthError(
@@ -147,7 +163,7 @@ class ConsulClient:
     # ---- KV ----------------------------------------------------------------------------------------------------
     def get(self, key: str, *, with_meta: bool = False) -> bytes | dict[str, Any] | None:
         """The value of `key` (None if missing); with_meta=True gives Consul's entry (Value decoded to bytes)."""
-        _, entry = self._call(f"reading {key}", self._c.kv.get, key)
+        _, entry = self._call(f"reading {key}", self._c.kv.get, check_key(key))
         if entry is None:
             return None
         if entry.get("Value") is None:
@@ -156,14 +172,20 @@ class ConsulClient:
 
     def put(self, key: str, value: bytes | str, *, flags: int | None = None, cas: int | None = None) -> bool:
         """Write a key; with `cas` only if its ModifyIndex matches (0 = only if missing). False when CAS lost."""
-        return bool(self._call(f"writing {key}", self._c.kv.put, key, _as_bytes(value), cas=cas, flags=flags))
+        return bool(
+            self._call(f"writing {key}", self._c.kv.put, check_key(key), _as_bytes(value), cas=cas, flags=flags)
+        )
 
     def delete(self, key: str, *, recurse: bool = False, cas: int | None = None) -> bool:
-        return bool(self._call(f"deleting {key}", self._c.kv.delete, key, recurse=recurse or None, cas=cas))
+        return bool(
+            self._call(f"deleting {key}", self._c.kv.delete, check_key(key), recurse=recurse or None, cas=cas)
+        )
 
     def ls(self, prefix: str, separator: str | None = "/") -> list[str]:
         """Key names under `prefix`, folded at `separator` like a directory listing ([] when nothing is there)."""
-        _, keys = self._call(f"listing {prefix}", self._c.kv.get, prefix, keys=True, separator=separator)
+        _, keys = self._call(
+            f"listing {prefix}", self._c.kv.get, check_key(prefix, "prefix"), keys=True, separator=separator
+        )
         return list(keys or [])
 
     def tree(self, prefix: str) -> dict[str, bytes]:
@@ -172,7 +194,8 @@ class ConsulClient:
 
     def _entries(self, prefix: str, index: int | None = None, wait: str | None = None) -> tuple[int, dict[str, bytes]]:
         idx, entries = self._call(
-            f"reading {prefix or '/'}", self._c.kv.get, prefix, recurse=True, index=index or None, wait=wait
+            f"reading {prefix or '/'}", self._c.kv.get, check_key(prefix, "prefix"), recurse=True,
+            index=index or None, wait=wait,
         )
         return int(idx), {e["Key"]: (e.get("Value") or b"") for e in (entries or [])}
 
@@ -199,7 +222,7 @@ class ConsulClient:
                     new_idx, items = self._entries(target, idx, wait)
                 else:
                     raw_idx, entry = self._call(
-                        f"watching {target}", self._c.kv.get, target, index=idx or None, wait=wait
+                        f"watching {target}", self._c.kv.get, check_key(target), index=idx or None, wait=wait
                     )
                     new_idx = int(raw_idx)
                     items = {} if entry is None else {target: entry.get("Value") or b""}
@@ -295,14 +318,14 @@ class ConsulClient:
 
     def acquire(self, key: str, session: str, value: bytes | str = b"") -> bool:
         """Take the lock on `key` for `session` (False if someone else holds it or lock-delay is running)."""
-        return bool(self._call(f"locking {key}", self._c.kv.put, key, _as_bytes(value), acquire=session))
+        return bool(self._call(f"locking {key}", self._c.kv.put, check_key(key), _as_bytes(value), acquire=session))
 
     def release(self, key: str, session: str, value: bytes | str | None = None) -> bool:
         """Give the lock up (False if `session` does not hold it). Keeps the value unless one is given."""
         if value is None:
             current = self.get(key)
             value = current if isinstance(current, bytes) else b""
-        return bool(self._call(f"unlocking {key}", self._c.kv.put, key, _as_bytes(value), release=session))
+        return bool(self._call(f"unlocking {key}", self._c.kv.put, check_key(key), _as_bytes(value), release=session))
 
     # ---- versioned config --------------------------------------------------------------------------------------
     def write_config_tree(self, prefix: str, items: Mapping[str, bytes]) -> WriteResult:

@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import requests
 
-from deploykit.errors import EXIT_INVALID, AuthError, LockedError, RemoteError, UnreachableError
+from deploykit.errors import EXIT_INVALID, AuthError, InternalError, LockedError, RemoteError, UnreachableError
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,8 @@ class MarathonClient:
                         ) from None
                     log.debug("timeout on %s: %s", base, exc)
                     continue
+                except requests.exceptions.InvalidJSONError as exc:  # NaN/inf in a body: validation missed it
+                    raise InternalError(f"the body of {method} {path} is not valid JSON: {exc}") from None
                 except requests.RequestException as exc:
                     raise UnreachableError(f"Marathon request {method} {path} failed: {_short(exc)}") from None
                 leader = resp.headers.get("X-Marathon-Leader")
@@ -211,7 +213,7 @@ class MarathonClient:
                 return resp
             if attempt + 1 < attempts:
                 time.sleep(min(2.0, 0.25 * (2**attempt)))
-        raise UnreachableError(f"Marathon unreachable ({method} {path}): " + "; ".join(errors[-4:]))
+        raise UnreachableError(f"Marathon unreachable ({method} {path}): {_summarise(errors, attempts)}")
 
     def _error(self, method: str, path: str, resp: requests.Response) -> Exception:
         msg, body = _message(resp)
@@ -312,3 +314,17 @@ def _short(exc: Exception) -> str:
 
 def _refused(exc: Exception) -> bool:
     return "Connection refused" in str(exc) or "NewConnectionError" in repr(exc)
+
+
+def _summarise(errors: list[str], attempts: int) -> str:
+    """Each URL's last error once (not once per retry), how often it was tried, and what to check."""
+    last: dict[str, str] = {}
+    for entry in errors:
+        base, _, what = entry.partition(": ")
+        last[base] = what
+    tries = f" ({attempts} attempts each)" if attempts > 1 else ""
+    text = "; ".join(f"{base}: {what}" for base, what in last.items()) + tries
+    if any("refused" in what.lower() for what in last.values()):
+        text += (". Nothing listens there: check marathon.urls in the environment file,"
+                 " or start the local devcluster: deploykit local up --detach")
+    return text

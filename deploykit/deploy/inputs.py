@@ -173,11 +173,26 @@ def resolve_target(app: str, env_name: str, env_dir: str | None) -> Target:
 
     environment = load_environment(env_name, env_dir)
     path = Path(app)
-    if path.is_file() or app.endswith((".yaml", ".yml")):
+    if _is_file(path) or app.endswith((".yaml", ".yml")):
         from deploykit.spec import load_app
 
         spec = load_app(path, env_name, environment)
         return Target("/" + spec.id.strip("/"), environment)
+    import re
+
+    from deploykit.spec.models import APP_ID_RE
+
+    if not re.match(APP_ID_RE, app):
+        shown = app if len(app) <= 80 else app[:77] + "..."
+        raise ValidationError([Problem(None, "APP", f"{shown!r} is neither an app.yaml file nor a Marathon app id",
+                                       "give a path to app.yaml or an id such as /shop/cart")])
     if not app.startswith("/"):
         app = "/" + app
     return Target(app, environment)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False

@@ -10,7 +10,8 @@ def follow_hint(env_name: str, app_id: str, dep_id: str | None) -> str:
     """How to follow or undo a deployment the deploy leaves running."""
     return (
         f"Follow it with `deploykit status {app_id} --env {env_name}`; "
-        f"roll back with `deploykit rollback {app_id} --env {env_name}`"
+        # --force: the deployment left running holds the app, and a rollback without it is refused (exit 3)
+        f"roll back with `deploykit rollback {app_id} --env {env_name} --force` (cancels it)"
         + (f" (deployment {dep_id})" if dep_id else "")
         + "."
     )

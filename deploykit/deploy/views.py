@@ -13,7 +13,7 @@ from deploykit.deploy.inputs import DeployOptions, Target, prepare
 from deploykit.deploy.messages import deployment_age
 from deploykit.deploy.orphans import deployment_client
 from deploykit.deploy.wiring import Clients, connected
-from deploykit.errors import DeployKitError
+from deploykit.errors import DeployKitError, Problem, ValidationError
 
 
 def diff(opts: DeployOptions, *, clients: Clients | None = None, environ: Mapping[str, str] | None = None) -> dict:
@@ -74,15 +74,21 @@ def status(target: Target, *, clients: Clients | None = None) -> dict:
              "ports": t.get("ports"), "healthy": healthy}
         )
     labels = app.get("labels") or {}
+    config_version = (app.get("versionInfo") or {}).get("lastConfigChangeAt") or app.get("version")
+    # During a rollout Marathon's tasksHealthy counts the old tasks too: the headline numbers are the
+    # tasks of the current definition (started at or after its lastConfigChangeAt; scaling keeps it).
+    current = [c for v, c in versions.items() if config_version is None or v >= config_version]
     return {
         "app_id": target.app_id,
         "environment": target.environment.name,
         "exists": True,
         "version": app.get("version"),
-        "config_version": (app.get("versionInfo") or {}).get("lastConfigChangeAt"),
+        "config_version": config_version,
         "instances": app.get("instances"),
-        "running": app.get("tasksRunning"),
-        "healthy": app.get("tasksHealthy"),
+        "running": sum(c["running"] for c in current),
+        "healthy": sum(c["healthy"] for c in current),
+        "running_all_versions": app.get("tasksRunning"),
+        "healthy_all_versions": app.get("tasksHealthy"),
         "unhealthy": app.get("tasksUnhealthy"),
         "image": _image(app),
         "config_hash": labels.get(L.DEPLOYKIT_CONFIG_HASH),
@@ -110,18 +116,23 @@ def history(target: Target, *, clients: Clients | None = None, limit: int = 20) 
     with connected(target.environment, clients=clients) as wired:
         app = wired.marathon.get_app(target.app_id, embed=())
         if app is None:
-            return {"app_id": target.app_id, "environment": target.environment.name, "versions": []}
+            raise _unknown_app(wired, target)
         current = (app.get("versionInfo") or {}).get("lastConfigChangeAt") or app.get("version")
+        settled = not app.get("deployments") and (app.get("tasksHealthy") or 0) >= (app.get("instances") or 0)
         outcomes = read_history(wired.consul, target.environment.name, target.app_id)
         rows = []
         for version in wired.marathon.app_versions(target.app_id)[:limit]:
             doc = wired.marathon.app_version(target.app_id, version) or {}
             labels = doc.get("labels") or {}
             outcome = outcomes.get(version) or {}
+            is_current = version in (app.get("version"), current)
+            if outcome.get("result") == "interrupted" and is_current and settled:
+                # The deploy stopped watching (Ctrl-C), Marathon carried on and finished: say how it ended.
+                outcome = {"result": "success", "reason": "finished after the deploy was interrupted"}
             rows.append(
                 {
                     "version": version,
-                    "current": version in (app.get("version"), current),
+                    "current": is_current,
                     "image": _image(doc),
                     "git_sha": labels.get(L.DEPLOYKIT_GIT_SHA),
                     "deployed_by": labels.get(L.DEPLOYKIT_DEPLOYED_BY),
@@ -133,3 +144,18 @@ def history(target: Target, *, clients: Clients | None = None, limit: int = 20) 
                 }
             )
     return {"app_id": target.app_id, "environment": target.environment.name, "versions": rows}
+
+
+def _unknown_app(wired: Clients, target: Target) -> ValidationError:
+    """No such app: exit 2 with the nearest ids Marathon knows (an empty table would look like "no history")."""
+    from deploykit.hints import did_you_mean
+
+    try:
+        ids = [a.get("id") for a in wired.marathon.list_apps(embed=()) if isinstance(a.get("id"), str)]
+    except DeployKitError:  # the hint is a courtesy: the answer is still "no such app"
+        ids = []
+    hint = did_you_mean(target.app_id, ids, fallback=None) or (
+        f"none of Marathon's {len(ids)} app(s) is close; app ids look like /shop/cart" if ids
+        else "Marathon runs no apps in this environment")
+    return ValidationError([Problem(None, "APP", f"no app {target.app_id} in Marathon ({target.environment.name})",
+                                    hint)])

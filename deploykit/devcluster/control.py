@@ -116,6 +116,13 @@ def runtime_info(state_dir: Path) -> dict | None:
     return info
 
 
+def not_running_message(state_dir: Path) -> str:
+    """Where `down`/`status` looked, and how to name the devcluster that was meant."""
+    return (f"no devcluster running for state dir {state_dir.resolve()} (looked for {state_dir / RUNTIME_FILE}); "
+            "one started with `local up --state-dir D` is found with the same --state-dir D "
+            "(start one: deploykit local up --detach)")
+
+
 def _record(opts: UpOptions, pid: int, services: dict) -> dict:
     info = {"pid": pid, "marathon_url": f"http://{opts.hostname}:{opts.marathon_port}",
             "consul_url": f"http://{opts.hostname}:{opts.consul_port}" if opts.consul_port else None,
@@ -179,7 +186,8 @@ def _refuse_if_running(opts: UpOptions) -> None:
     running = runtime_info(opts.state_dir)
     if running:
         raise LockedError(f"a devcluster already runs for {opts.state_dir} (pid {running['pid']}, "
-                          f"{running['marathon_url']}); stop it with `deploykit local down`")
+                          f"{running['marathon_url']}); stop it with "
+                          f"`deploykit local down --state-dir {opts.state_dir}`")
     problems = opts.problems()
     if problems:
         raise ValidationError(problems)
@@ -244,7 +252,7 @@ def down(state_dir: Path, timeout: float = 30.0) -> dict:
     info = runtime_info(state_dir)
     result: dict = {"stopped": False}
     if info is None:
-        result["message"] = f"no devcluster running for {state_dir}"
+        result["message"] = not_running_message(state_dir)
     else:
         pid = int(info["pid"])
         os.kill(pid, signal.SIGTERM)
@@ -257,6 +265,10 @@ def down(state_dir: Path, timeout: float = 30.0) -> dict:
         result = {"stopped": True, "pid": pid, "forced": forced, "marathon_url": info["marathon_url"]}
     result["containers_removed"] = docker_engine.remove_devcluster_containers(state_dir)
     result.update(stop_services(recorded))
+    cleaned = result["containers_removed"] or result["registry_stopped"] or result["dockerd_stopped"]
+    if info is None and not cleaned:  # exit 4 like `local status`: exit 0 let a cluster elsewhere run on unnoticed
+        (state_dir / RUNTIME_FILE).unlink(missing_ok=True)
+        raise UnreachableError(result["message"])
     (state_dir / RUNTIME_FILE).unlink(missing_ok=True)
     return result
 

@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from deploykit.errors import Problem, ValidationError
+
 PREFIX = "deploykit_lb_"
 
 
@@ -81,15 +83,31 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def parse_metrics_addr(addr: str) -> tuple[str, int]:
+    """`host:port` (host defaults to 127.0.0.1; port 0 picks a free one), or ValidationError naming the flag."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValidationError([Problem(None, "--metrics-addr", f"{addr!r} is not host:port",
+                                       "e.g. 127.0.0.1:9090, :0 for a free port, '' for no metrics")])
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
 class MetricsServer:
     """Serves /metrics and /healthz on host:port in a daemon thread."""
 
     def __init__(self, addr: str, metrics: Metrics, health: Callable[[], tuple[bool, dict]]):
-        host, _, port = addr.rpartition(":")
+        host, port = parse_metrics_addr(addr)
         self.metrics = metrics
         self.health = health
         handler = self._handler()
-        self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), handler)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:  # in use (9090 is also Prometheus's own default), not ours, or no such address
+            raise ValidationError([Problem(
+                None, "--metrics-addr", f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                f"pick a free port (e.g. --metrics-addr {host}:0 picks one and logs it) or --metrics-addr ''"
+                " to serve no metrics",
+            )]) from None
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="lb-metrics", daemon=True)
 

@@ -90,6 +90,12 @@ def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> Non
     password = env.marathon_password()
     auth = (env.marathon.auth.user, password) if env.marathon.auth and password else None
 
+    metrics = Metrics()
+    server = None
+    if cfg.metrics_addr:  # bound first: a port in use is refused before ZooKeeper or HAProxy is touched
+        from deploykit.lb.metrics import MetricsServer
+
+        server = MetricsServer(cfg.metrics_addr, metrics, lambda: daemon.health())
     sink: queue.Queue = queue.Queue()
     zk_client = None
     if zk_target is not None:
@@ -103,7 +109,6 @@ def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> Non
     leader = LeaderSource(urls, zk_client=zk_client, zk_path=zk_target.path if zk_target else None, sink=sink)
     client = MarathonClient(leader.urls, auth=auth)
     source = MarathonSource(client, leader, sink, heartbeat_interval=cfg.heartbeat_interval)
-    metrics = Metrics()
     daemon = Daemon(
         settings=settings,
         renderer=renderer,
@@ -115,11 +120,8 @@ def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> Non
             resync_interval=cfg.resync_interval, coalesce=cfg.coalesce, remove_guard=cfg.remove_guard
         ),
     )
-    server = None
-    if cfg.metrics_addr:
-        from deploykit.lb.metrics import MetricsServer
-
-        server = MetricsServer(cfg.metrics_addr, metrics, daemon.health).start()
+    if server is not None:
+        server.start()
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
     signal.signal(signal.SIGHUP, daemon.request_resync)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from typing import Any
 
 from deploykit.errors import InternalError
@@ -30,6 +31,20 @@ def app_properties() -> list[str]:
     return sorted(app_schema()["properties"])
 
 
+def non_finite_paths(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Paths of NaN/infinity inside a JSON-like value: JSON has neither, and the schema's range checks let them by."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite_paths(v, (*path, k))]
+    if isinstance(value, list | tuple):
+        return [p for i, v in enumerate(value) for p in non_finite_paths(v, (*path, i))]
+    return []
+
+
+NOT_FINITE = "is not a finite number (JSON has no NaN or infinity)"
+
+
 def field_errors(name: str, value: Any) -> list[tuple[tuple[str | int, ...], str]]:
     """Schema violations of one top-level field's value (used to check `marathon:` escape-hatch keys)."""
     from jsonschema import Draft4Validator
@@ -38,13 +53,15 @@ def field_errors(name: str, value: Any) -> list[tuple[tuple[str | int, ...], str
     sub = {**schema["properties"][name], "definitions": schema.get("definitions", {})}
     errors = Draft4Validator(sub).iter_errors(value)
     # `required` is skipped: escape-hatch mappings are merged into what deploykit renders, which fills them.
-    return [(tuple(e.absolute_path), e.message[:200]) for e in errors if e.validator != "required"]
+    found = [(tuple(e.absolute_path), e.message[:200]) for e in errors if e.validator != "required"]
+    return found + [(p, NOT_FINITE) for p in non_finite_paths(value)]
 
 
 def schema_errors(app_json: dict[str, Any]) -> list[str]:
     """'path: message' per violation; [] means valid."""
     errors = sorted(_validator().iter_errors(app_json), key=lambda e: list(map(str, e.absolute_path)))
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+    found = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+    return found + [f"{'/'.join(map(str, p)) or '<root>'}: {NOT_FINITE}" for p in non_finite_paths(app_json)]
 
 
 def validate_against_schema(app_json: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ to users and every range/enum error names the allowed values.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -25,10 +26,20 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _non_finite(value: Any) -> bool:
+    """YAML's .nan/.inf: comparisons with NaN are all False, so a range check alone lets it through."""
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+NOT_FINITE_HINT = "JSON (and so Marathon) has no NaN or infinity: give a number"
+
+
 def duration(lo: float, hi: float, *, whole_seconds: bool = False) -> Any:
     """A duration in [lo, hi] seconds; `whole_seconds` for Marathon fields that count in seconds."""
 
     def check(value: Any) -> float:
+        if _non_finite(value):
+            raise fail(f"{value!r} is not a finite duration", "e.g. 30s, 5m")
         try:
             seconds = parse_duration(value)
         except DurationError as exc:
@@ -53,6 +64,8 @@ def number(lo: float, hi: float, *, integer: bool = False, unit: str = "", lo_op
         if not _is_number(value):
             kind = "a whole number" if integer else "a number"
             raise fail(f"must be {kind}, not {_describe(value)}", allowed)
+        if _non_finite(value):
+            raise fail(f"{value!r} is not a finite number", f"{NOT_FINITE_HINT}; {allowed}")
         if integer and value != int(value):
             raise fail(f"{value!r} must be a whole number", allowed)
         too_low = value <= lo if lo_open else value < lo
@@ -94,6 +107,9 @@ def scalar_string(value: Any) -> str:
     """Env/config values: strings and numbers; YAML booleans must be quoted (yes/on/true all mean True)."""
     if isinstance(value, bool):
         raise fail("is a YAML boolean, not a string (yes/no/on/off/true/false)", 'quote the value, e.g. "true"')
+    if _non_finite(value):
+        spelt = ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+        raise fail(f"{spelt} is YAML's NaN/infinity, not a string", f'quote it if you mean the text: "{spelt}"')
     if _is_number(value):
         return str(value)
     if not isinstance(value, str):

@@ -67,6 +67,10 @@ def load_app(
         )
 
     merged = merge_overlay(source.data, env_name)
+    # An unknown key that only an overlay sets is reported once, at environments.<env>.<key> (rules.py),
+    # not a second time as if it were a top-level key of the merged view.
+    for key in [k for k in merged if k not in source.data and k not in AppDoc.model_fields]:
+        del merged[key]
 
     def line_for(p: PathKey) -> int | None:
         return _line(source, env_name, p)
@@ -102,7 +106,7 @@ def overlay_names(path: str | Path) -> list[str]:
 
     try:
         data = yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError):  # load_app reports it
         return []
     overlays = data.get("environments") if isinstance(data, Mapping) else None
     return sorted(str(name) for name in overlays) if isinstance(overlays, Mapping) else []

@@ -326,6 +326,14 @@ RULES = (
 )
 
 
+def _resolve(app_dir: Path, rel: str) -> Path | None:
+    """`rel` under app_dir, or None when no file can have that name (a NUL byte, a name too long)."""
+    try:
+        return (app_dir / rel).resolve()
+    except (ValueError, OSError):
+        return None
+
+
 def load_attachments(data: Mapping[str, Any], app_dir: Path) -> tuple[dict[str, bytes], list[str], list[Finding]]:
     """Read config.files and resolve fetch entries; missing files are findings."""
     findings: list[Finding] = []
@@ -333,8 +341,8 @@ def load_attachments(data: Mapping[str, Any], app_dir: Path) -> tuple[dict[str, 
     for key, rel in _d(_d(data.get("config")).get("files")).items():
         if not isinstance(rel, str):
             continue
-        path = (app_dir / rel).resolve()
-        if not path.is_file():
+        path = _resolve(app_dir, rel)
+        if path is None or not path.is_file():
             findings.append((("config", "files", key), f"file {rel!r} not found", f"paths are relative to {app_dir}"))
             continue
         blob = path.read_bytes()
@@ -351,8 +359,8 @@ def load_attachments(data: Mapping[str, Any], app_dir: Path) -> tuple[dict[str, 
         if URI_SCHEME.match(entry):
             uris.append(entry)
             continue
-        path = (app_dir / entry).resolve()
-        if not path.exists():
+        path = _resolve(app_dir, entry)
+        if path is None or not path.exists():
             findings.append((("fetch", i), f"{entry!r} not found", f"paths are relative to {app_dir}; or give a URI"))
             continue
         uris.append(path.as_uri())

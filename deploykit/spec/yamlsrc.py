@@ -35,10 +35,47 @@ class SourceDoc:
         return self.lines.get(())
 
 
+MAX_DEPTH = 64  # app.yaml needs about 6; deeper is a mistake or an attack, and would exhaust the stack later
+MAX_VALUES = 100_000  # after expanding aliases: `&a [*b, *b]` chains grow exponentially (a "billion laughs")
+_SHAPE_HINT = "app.yaml is a few levels of keys; check for runaway nesting or YAML aliases (*name)"
+
+
+def _shape_problem(root: yaml.Node) -> str | None:
+    """Depth, alias cycles and expanded size of the node graph, checked without recursion."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                    else list(node.value) if isinstance(node, yaml.SequenceNode) else [])
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+            if depth[key] > MAX_DEPTH:
+                return f"the document nests more than {MAX_DEPTH} levels deep"
+            if size[key] > MAX_VALUES:
+                return f"the document expands to more than {MAX_VALUES} values (through YAML aliases?)"
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            return "a YAML alias refers to a value that contains it (a cycle)"
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+    return None
+
+
 def load_yaml(text: str, file: str | None) -> SourceDoc:
     """Parse `text`; a syntax error becomes a Problem with its line (data is then None)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        return SourceDoc(None, {}, [Problem(file, "", "the document nests too deeply to read", _SHAPE_HINT)])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -49,6 +86,9 @@ def load_yaml(text: str, file: str | None) -> SourceDoc:
     doc = SourceDoc(None)
     if node is None:
         return doc
+    shape = _shape_problem(node)
+    if shape is not None:
+        return SourceDoc(None, {}, [Problem(file, "", shape, _SHAPE_HINT)])
     doc.lines[()] = node.start_mark.line + 1
     doc.data = _build(node, (), doc, file, yaml.SafeLoader(""))
     return doc

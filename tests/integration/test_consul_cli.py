@@ -159,3 +159,19 @@ def test_watch_json_lines_for_one_key(consul_server, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("args", [["get", "/ops/maintenance"], ["put", "/ops/maintenance", "on"],
+                                  ["ls", "/ops/"], ["watch", "/ops/", "--retry-for", "0"],
+                                  ["watch", "/ops/maintenance", "--key", "--retry-for", "0"]])
+def test_a_key_with_a_leading_slash_is_invalid_input_with_a_hint(consul_server, tmp_path, args):
+    """Issue 17: py-consul asserts on a leading '/' (as app ids have); that was a traceback and exit 1."""
+    envs = ["--env", "local", "--env-dir", str(_env_dir(tmp_path, consul_server.url))]
+    r = _run(["config", *args, "-o", "json", *envs])
+    assert r.exit_code == 2, r.output
+    doc = json.loads(r.stdout)  # exactly one JSON document
+    assert doc["ok"] is False and doc["error"] == "ValidationError"
+    (problem,) = doc["problems"]
+    assert problem["hint"] == f"Consul keys have no leading '/': use {args[1].lstrip('/')!r}"
+    r = _run(["config", *args, *envs])
+    assert r.exit_code == 2 and "Traceback" not in r.output and "no leading '/'" in r.stderr

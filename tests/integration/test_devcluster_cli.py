@@ -158,3 +158,34 @@ def test_local_up_after_kill9_adopts_containers_and_down_leaves_nothing(tmp_path
         down = run("local", "down", "--state-dir", str(state), "--output", "json")
     assert down.returncode == 0, down.stderr
     assert devcluster_containers(state) == [] and not registry_answers(f"127.0.0.1:{rport}")
+
+
+def test_the_stop_hint_names_the_state_dir_and_down_without_it_says_where_it_looked(tmp_path):
+    """Issue 17: after `local up --state-dir D` the hint said `local down`, which answered "no devcluster
+    running" with exit 0 while the cluster kept running."""
+    state = tmp_path / "my state"
+    up = run("local", "up", "--detach", "--marathon-port", str(free_port()), "--consul-port", "0",
+             "--state-dir", str(state), cwd=tmp_path)
+    try:
+        assert up.returncode == 0, up.stderr
+        hint = next(line for line in up.stdout.splitlines() if "stop it with:" in line)
+        assert hint.strip() == f"stop it with: deploykit local down --state-dir '{state}'"
+        wrong = run("local", "down", cwd=tmp_path)  # the default state dir: nothing runs there
+        assert wrong.returncode == 4
+        assert f"looked for {Path('.deploykit/devcluster/devcluster.json')}" in wrong.stderr
+        assert "--state-dir" in wrong.stderr and "Traceback" not in wrong.stderr
+        doc = json.loads(run("local", "down", "-o", "json", cwd=tmp_path).stdout)
+        assert doc["ok"] is False and doc["exit_code"] == 4
+        assert (state / "devcluster.json").exists()  # still running: nothing was stopped
+    finally:
+        down = run("local", "down", "--state-dir", str(state), cwd=tmp_path)
+    assert down.returncode == 0 and "devcluster stopped" in down.stdout
+
+
+def test_the_stop_hint_of_the_default_state_dir_has_no_flag(tmp_path):
+    up = run("local", "up", "--detach", "--marathon-port", str(free_port()), "--consul-port", "0", cwd=tmp_path)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "stop it with: deploykit local down\n" in up.stdout
+    finally:
+        assert run("local", "down", cwd=tmp_path).returncode == 0

@@ -106,7 +106,7 @@ def test_rendered_config_routes_by_host_and_skips_bad_apps(haproxy_factory, http
     env_dir = _env_dir(tmp_path, inst.http_port, inst.stats_socket)
     cfg = inst.config_path
     proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(apps_file), "--env", "itest",
-                           "--env-dir", str(env_dir), "-o", str(cfg)], capture_output=True, text=True, timeout=60)
+                           "--env-dir", str(env_dir), "--out", str(cfg)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     skipped = {line.split()[1].rstrip(":") for line in proc.stderr.splitlines() if line.startswith("skipped ")}
     assert skipped == {f"/evil{i}" for i in range(len(EVIL_LABELS))}
@@ -149,7 +149,7 @@ def test_wildcard_vhost_routes_any_name_under_it_and_exact_names_win(haproxy_fac
     apps_file.write_text(json.dumps({"apps": apps}))
     env_dir = _env_dir(tmp_path, inst.http_port, inst.stats_socket)
     proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(apps_file), "--env", "itest",
-                           "--env-dir", str(env_dir), "--strict", "-o", str(inst.config_path)],
+                           "--env-dir", str(env_dir), "--strict", "--out", str(inst.config_path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     inst.start(inst.config_path.read_text())
@@ -175,7 +175,7 @@ def test_lb_render_cli_errors(tmp_path):
     assert proc.returncode == 2 and "expected a list of app objects" in proc.stderr
     ok = tmp_path / "ok.json"
     ok.write_text(json.dumps({"apps": [_app("/evil", EVIL_LABELS[0], 10001, [])]}))
-    proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(ok), "--strict", "-o",
+    proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(ok), "--strict", "--out",
                            str(tmp_path / "x.cfg")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "/evil" in proc.stderr
 
@@ -262,7 +262,7 @@ def test_idle_keepalive_connection_survives_a_reload(haproxy_factory, http_backe
     apps_file.write_text(json.dumps({"apps": apps}))
     env_dir = _env_dir(tmp_path, inst.http_port, inst.stats_socket)
     proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(apps_file), "--env", "itest",
-                           "--env-dir", str(env_dir), "-o", str(inst.config_path)],
+                           "--env-dir", str(env_dir), "--out", str(inst.config_path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     inst.start(inst.config_path.read_text())

@@ -101,7 +101,16 @@ def test_render_conflicting_image_options() -> None:
 def test_render_bad_tag_json_error() -> None:
     result = run("render", HELLO, "--env", "prod", "--image-tag", "bad tag!", "--output", "json")
     assert result.exit_code == 2
-    assert json.loads(result.output)["problems"][0]["path"] == "--image-tag"
+    assert result.stdout == "" and " --image-tag: " in result.stderr  # errors never land in `> app.json`
+
+
+def test_render_errors_go_to_stderr_so_a_redirect_never_keeps_them(tmp_path: Path) -> None:
+    """Issue 17: `render bad.yaml > app.json` showed nothing and left the error document in app.json."""
+    app = tmp_path / "app.yaml"
+    app.write_text("id: /a\nnetwrok: host\n")
+    for fmt in ("json", "yaml"):
+        result = run("render", str(app), "--env", "local", "-o", fmt)
+        assert result.exit_code == 2 and result.stdout == "" and "did you mean 'network'?" in result.stderr
 
 
 def test_render_masks_secrets_unless_asked() -> None:
@@ -125,16 +134,16 @@ def test_show_secrets_missing_variable_names_it() -> None:
         "json",
         env={"CART_DB_PASSWORD": ""},
     )
-    assert result.exit_code == 2
-    assert "CART_DB_PASSWORD is not set" in json.loads(result.output)["problems"][0]["message"]
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "CART_DB_PASSWORD is not set" in result.stderr
 
 
 def test_render_unknown_env_also_reports_app_problems(tmp_path: Path) -> None:
     app = tmp_path / "app.yaml"
     app.write_text("id: /a\nnetwrok: host\n")
     result = run("render", str(app), "--env", "prdo", "-o", "json")
-    paths = sorted(p["path"] for p in json.loads(result.output)["problems"])
-    assert result.exit_code == 2 and paths == ["--env", "netwrok"]
+    assert result.exit_code == 2 and result.stdout == "" and "2 problem(s)" in result.stderr
+    assert " --env: " in result.stderr and " netwrok: " in result.stderr
 
 
 @pytest.mark.parametrize("command", ["validate", "render"])
@@ -174,8 +183,8 @@ def test_render_bad_build_record_and_app_problems_together(tmp_path: Path) -> No
     app = tmp_path / "app.yaml"
     app.write_text("id: /a/b\nimage: registry.test/a/b\nsecurity: {privileged: true}\n")
     result = run("render", str(app), "--env", "docker", "--env-dir", ENVS, "--from-build", str(record), "-o", "json")
-    paths = sorted(p["path"] for p in json.loads(result.output)["problems"])
-    assert result.exit_code == 2 and paths == ["digest", "image", "security.privileged"]
+    assert result.exit_code == 2 and result.stdout == "" and "3 problem(s)" in result.stderr
+    assert all(f" {path}: " in result.stderr for path in ("digest", "image", "security.privileged"))
 
 
 def test_validate_junit_report(tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ def test_cli_jenkinsfile_writes_file_next_to_app(tmp_path):
     tree = write_sample_tree(tmp_path)
     out = tree["cart"].parent / "Jenkinsfile"
     result = CliRunner().invoke(main, ["jenkins", "jenkinsfile", str(tree["cart"]), "--env", "staging,prod",
-                                       "--env-dir", str(tree["envs"]), "-o", str(out)])
+                                       "--env-dir", str(tree["envs"]), "--out", str(out)])
     assert result.exit_code == 0, result.output
     text = out.read_text()
     top = groovy.parse(text).block("pipeline")

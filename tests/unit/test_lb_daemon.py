@@ -122,6 +122,8 @@ def test_runtime_commands_serve_first_then_leave_and_force_health_up():
         (["--zk", "http://zk1/marathon"], "--zk"),
         (["--resync-interval", "60"], "--resync-interval"),
         (["--env", "nosuch"], "--env"),
+        (["--metrics-addr", "9090"], "--metrics-addr"),
+        (["--metrics-addr", "localhost:http"], "--metrics-addr"),
     ],
 )
 def test_lb_run_rejects_bad_input_before_starting_anything(args, where, tmp_path, monkeypatch):
@@ -133,4 +135,26 @@ def test_lb_run_rejects_bad_input_before_starting_anything(args, where, tmp_path
     result = CliRunner().invoke(run, ["--metrics-addr", "", "--haproxy-config", str(tmp_path / "h.cfg"), *args])
     assert result.exit_code == 2, result.output
     assert where in result.output
+    assert not (tmp_path / "h.cfg").exists()
+
+
+def test_lb_run_with_its_metrics_port_taken_is_invalid_input_with_a_hint(tmp_path, monkeypatch):
+    """Issue 17: a port in use (9090 is Prometheus's default) was OSError [Errno 98] with a traceback, exit 1."""
+    import socket
+
+    from click.testing import CliRunner
+
+    from deploykit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["lb", "run", "--metrics-addr", f"127.0.0.1:{port}", "--haproxy-config", str(tmp_path / "h.cfg"),
+                "--marathon", "http://127.0.0.1:9", "--zk", ""]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output and "--metrics-addr" in result.stderr
+        assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "127.0.0.1:0" in result.stderr
     assert not (tmp_path / "h.cfg").exists()

@@ -37,14 +37,14 @@ def test_render_to_stdout_with_summary_on_stderr(tmp_path: Path) -> None:
 def test_json_summary_and_strict(tmp_path: Path) -> None:
     out = tmp_path / "haproxy.cfg"
     apps = _write(tmp_path, APPS)
-    result = CliRunner().invoke(lb, ["render", "--apps-json", apps, "-o", str(out), "--output", "json"])
+    result = CliRunner().invoke(lb, ["render", "--apps-json", apps, "--out", str(out), "--output", "json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["ok"] and doc["backends"] == 2 and doc["servers"] == 1
     assert [r["app_id"] for r in doc["rejected"]] == ["/evil"]
     assert doc["ignored"] == []  # the evil app is rejected before its ignored labels count
     assert "backend other_0" in out.read_text()
-    strict = CliRunner().invoke(lb, ["render", "--apps-json", apps, "-o", str(out), "--strict", "--output", "json"])
+    strict = CliRunner().invoke(lb, ["render", "--apps-json", apps, "--out", str(out), "--strict", "--output", "json"])
     assert strict.exit_code == 2 and json.loads(strict.stdout)["problems"][0]["path"] == "/evil"
     needs_file = CliRunner().invoke(lb, ["render", "--apps-json", apps, "--output", "json"])
     assert needs_file.exit_code == 2
@@ -73,7 +73,8 @@ def test_console_script_loses_no_output(tmp_path: Path) -> None:
     apps = _write(tmp_path, APPS)
     out = tmp_path / "haproxy.cfg"
     command = [sys.executable, "-m", "deploykit.cli", "lb", "render", "--apps-json", apps]
-    done = subprocess.run([*command, "-o", str(out), "--output", "json"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([*command, "--out", str(out), "--output", "json"], capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["backends"] == 2 and out.read_text().rstrip().endswith("disabled")
     to_stdout = subprocess.run(command, capture_output=True, text=True, timeout=60)

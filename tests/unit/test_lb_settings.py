@@ -68,7 +68,7 @@ def test_lb_render_and_lb_run_write_the_same_config(env_name: str, tmp_path: Pat
     doc = make_apps(40, 3)
     (tmp_path / "apps.json").write_text(json.dumps(doc))
     rendered = CliRunner().invoke(lb, ["render", "--apps-json", "apps.json", "--env", env_name, "--env-dir",
-                                       str(env_dir), "-o", "rendered.cfg", "-q"])
+                                       str(env_dir), "--out", "rendered.cfg", "-q"])
     assert rendered.exit_code == 0, rendered.output
 
     env = load_environment(env_name, env_dir)
