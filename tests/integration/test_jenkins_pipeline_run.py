@@ -64,7 +64,6 @@ def workspace(tmp_path: Path, app_id: str, port: int, env: dict | None = None) -
     doc["environments"]["local"] = {"fetch": ["server.py"], "cmd": "python3 server.py"}
     doc["haproxy"]["vhost"] = [app_id.strip("/").replace("/", "-") + ".local"]  # each app its own route
     doc["ports"][0]["service"] = port
-    doc["haproxy"]["vhost"] = [app_id.strip("/").replace("/", "-") + ".local"]  # one route per app (no conflict)
     doc["env"] = {"GREETING": "hi", **(env or {})}
     doc["health"] = {"path": "/health", "port": "http", "grace": "2s", "interval": "2s", "timeout": "1s",
                      "max_failures": 2}
