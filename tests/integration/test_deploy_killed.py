@@ -64,8 +64,10 @@ def start_and_kill(dc: Devcluster, app: Path, env_dir: Path, app_id: str, *extra
     """Start `deploykit deploy`, SIGKILL it once its deployment runs (it is waiting); (pid, deployment id)."""
     proc = subprocess.Popen([*DEPLOYKIT, "deploy", str(app), *common(env_dir), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    seen: list[dict] = []
     try:
-        wait_until(lambda: bool(deployments_of(dc, app_id)), 30, "the deployment of the client to kill")
+        wait_until(lambda: bool(seen.extend(deployments_of(dc, app_id)) or seen), 30,
+                   "the deployment of the client to kill")
         time.sleep(0.5)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
@@ -74,7 +76,7 @@ def start_and_kill(dc: Devcluster, app: Path, env_dir: Path, app_id: str, *extra
             proc.kill()
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    return proc.pid, deployments_of(dc, app_id)[0]["id"]
+    return proc.pid, seen[0]["id"]
 
 
 def history_rows(env_dir: Path, app_id: str) -> dict[str, tuple]:
@@ -175,4 +177,25 @@ def test_same_definition_still_deployed_by_a_live_client_is_not_unchanged(dc, ap
             proc.kill()
             proc.wait()
     assert proc.returncode == 1 and json.loads(out)["result"] == "rolled_back"
+    remove_app(dc, app_id)
+
+
+def test_a_killed_clients_deployment_that_finished_alone_gets_its_outcome_recorded(dc, appdir):
+    """Item 5, history: the deployment of a killed client finished before anyone came back; the next
+    deploy records what Marathon shows for that version instead of leaving its result empty."""
+    app_id = "/it/killed/alone"
+    good = write_app(appdir, "alone-good", app_id, 10704)
+    v2 = write_app(appdir, "alone-v2", app_id, 10704, env={"GREETING": "v2", "HELLO_HEALTHY_AFTER": "6"},
+                   grace="60s", instances=1)
+    v3 = write_app(appdir, "alone-v3", app_id, 10704, env={"GREETING": "v3"})
+    rc, _, _, err = run_cli("deploy", str(good), *common(dc.env_dir))
+    assert rc == 0, err
+    start_and_kill(dc, v2, dc.env_dir, app_id)
+    wait_until(lambda: deployments_of(dc, app_id) == [], 60, "the killed client's deployment to finish")
+    killed_version = next(v for v, (result, _) in history_rows(dc.env_dir, app_id).items() if result is None)
+
+    rc, doc, _, err = run_cli("deploy", str(v3), *common(dc.env_dir), timeout=120)
+    assert rc == 0 and doc["result"] == "success" and "orphan" not in doc, err
+    rows = history_rows(dc.env_dir, app_id)
+    assert rows[killed_version] == ("success", "its deploy client was gone before it ended"), rows
     remove_app(dc, app_id)
