@@ -161,10 +161,11 @@ class Deployment:
             self.report.failure = Failure("lock_lost", str(exc))
             raise as_reported(exc, self.report) from None
 
-    def take_lock(self) -> Holder | None:
-        """Acquire within --lock-timeout; a holder that is gone (killed) is waited out, however long
-        --lock-timeout is, up to its session's expiry. Returns that gone holder, if any."""
-        lock = self._lock = self.clients.lock_factory(self.app_id)
+    def take_lock(self, lock: DeployLock | None = None) -> Holder | None:
+        """Acquire `lock` (default: a new one for the app) within --lock-timeout; a holder that is gone
+        (killed) is waited out, however long --lock-timeout is, up to its session's expiry. Returns that
+        gone holder, if any."""
+        lock = self._lock = lock or self.clients.lock_factory(self.app_id)
         try:
             lock.acquire(self.opts.lock_timeout)
             return None
@@ -235,7 +236,7 @@ class Deployment:
         lock = self.clients.lock_factory(prep.app_id)
         report.lock = LockReport(lock.name, type(lock).__name__)
         try:
-            gone = self.take_lock()
+            gone = self.take_lock(lock)
         except DeployKitError as exc:
             holder = exc.holder if isinstance(exc, LockHeld) else None
             report.lock.holder = holder.to_dict() if holder else None
@@ -243,7 +244,6 @@ class Deployment:
                 exc = LockHeld(f"{prep.app_id} is still being deployed to this very definition (deployment(s) "
                                f"{', '.join(running_deployments(current))}); {exc}", exc.holder, exc.expires_within)
             raise as_reported(exc, report) from None
-        lock = self.lock
         report.timing("lock_seconds", time.monotonic() - t_lock)
         report.lock.holder = lock.holder.to_dict()
         if gone is not None:
@@ -285,16 +285,17 @@ class Deployment:
         current, plan = self._current(prep)  # someone may have deployed while we waited for the lock
         orphan = self._unattended(current, plan)
         self._refuse_route_conflicts(prep)
-        force = self.opts.force
+        force, replaces_failed = self.opts.force, False
         if orphan is None:
             orphans.note_unrecorded(self, current)
         elif not plan.unchanged:
             orphans.outwait(self, orphan, current)  # settle it, then deploy ours on top
             current, plan = self._current(prep)
             left = running_deployments(current)
-            if left == [orphan.deployment_id]:
-                force = True  # it failed with nothing to roll back to (a new app): ours replaces it
-            elif left:
+            # it failed with nothing to roll back to (a new app): ours replaces it, and is not rolled back to it
+            replaces_failed = left == [orphan.deployment_id]
+            force = force or replaces_failed
+            if left and not replaces_failed:
                 self.refuse_running(current)
             orphan = None
 
@@ -317,7 +318,7 @@ class Deployment:
         if plan.unchanged:
             return self._unchanged()
 
-        previous = planmod.definition(current) if current else None
+        previous = planmod.definition(current) if current and not replaces_failed else None
         timeout = self.opts.timeout or w.default_timeout(prep.desired)
         rb_timeout = self.opts.rollback_timeout or (w.default_timeout(previous) if previous else None)
         report.timings.timeout_budget_seconds = timeout

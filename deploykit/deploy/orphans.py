@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from deploykit import labels as L
 from deploykit import plan as planmod
 from deploykit import watch as w
-from deploykit.deploy.history_store import history_key, record_history
+from deploykit.deploy.history_store import history_key, read_history, record_history
 from deploykit.deploy.messages import deployment_age
 from deploykit.deploy.report import (
     DeployFailure,
@@ -31,7 +31,7 @@ from deploykit.deploy.report import (
     RollbackFailure,
 )
 from deploykit.deploy.watching import watch_existing
-from deploykit.errors import DeployKitError, ValidationError
+from deploykit.errors import DeployKitError
 
 if TYPE_CHECKING:
     from deploykit.clients.locks import DeployLock
@@ -83,14 +83,27 @@ def deployment_client(lock: DeployLock, app: dict) -> dict[str, Any]:
     return {"state": "not_deploykit", "holder": None, "message": "not started by deploykit"}
 
 
-def earlier_definition(run: Deployment, current: dict) -> tuple[str | None, dict | None]:
-    """The newest earlier version that differs from the current one (what served before it)."""
-    from deploykit.deploy.revert import rollback_target
+def _ended_well(outcome: dict[str, Any]) -> bool:
+    result = str(outcome.get("result") or "")
+    if result.startswith("rollback to "):
+        return not result.endswith(" failed")
+    return result in ("success", "rollback succeeded", "unknown")
 
-    try:
-        return rollback_target(run.clients.marathon, run.app_id, current, None)
-    except ValidationError:
-        return None, None  # a new app: nothing to go back to
+
+def earlier_definition(run: Deployment, current: dict) -> tuple[str | None, dict | None]:
+    """What served before `current`: the newest earlier version that differs from it and did not
+    end badly by history (the version a failed rollback was leaving is no place to go back to)."""
+    from deploykit.deploy.revert import same_definition
+
+    marathon = run.clients.marathon
+    outcomes = read_history(run.clients.consul, run.report.environment, run.app_id)
+    for version in marathon.app_versions(run.app_id):
+        if version == current.get("version") or (version in outcomes and not _ended_well(outcomes[version])):
+            continue
+        doc = marathon.app_version(run.app_id, version)
+        if doc and not same_definition(doc, current):
+            return version, planmod.definition(doc)
+    return None, None  # a new app: nothing to go back to
 
 
 def see_through(run: Deployment, orphan: Orphan, current: dict, prep: Prepared | None, action: str

@@ -81,7 +81,7 @@ def roll_back_to(run: Deployment, target: Target, to_version: str | None) -> Dep
         lock.release()
 
 
-def _same_definition(a: dict, b: dict) -> bool:
+def same_definition(a: dict, b: dict) -> bool:
     return planmod.make_plan(planmod.definition(a), planmod.definition(b)).unchanged
 
 
@@ -98,6 +98,6 @@ def rollback_target(marathon: MarathonClient, app_id: str, current: dict, to_ver
         if version == current.get("version"):
             continue
         doc = marathon.app_version(app_id, version)
-        if doc and not _same_definition(doc, current):
+        if doc and not same_definition(doc, current):
             return version, planmod.definition(doc)
     raise ValidationError([Problem(None, "APP", f"{app_id} has no earlier version that differs from the current one")])
