@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "history": ("deploykit.cli.deploy_cmds", "history", "List an app's deployed versions."),
     "rollback": ("deploykit.cli.deploy_cmds", "rollback", "Return an app to an earlier version."),
     "lb": ("deploykit.cli.lb_cmds", "lb", "HAProxy sync daemon and offline config render."),
-    "local": ("deploykit.cli.local_cmds", "local", "Run the local devcluster (Marathon + Consul)."),
+    "local": ("deploykit.cli.local_cmds", "local", "Run the local devcluster (Marathon + Consul, Docker, registry)."),
     "jenkins": ("deploykit.cli.jenkins_cmds", "jenkins", "Render Jenkinsfiles and sync Jenkins jobs."),
 }
 
