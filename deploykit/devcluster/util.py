@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from deploykit.atomicfile import atomic_write
+from deploykit.pids import pid_alive  # noqa: F401  (re-exported: devcluster modules import it from here)
 
 
 def iso_ms(ts: float | None = None) -> str:
@@ -86,23 +87,6 @@ def port_holder(port: int) -> str | None:
                     name = (proc / "comm").read_text().strip()
                     return f"pid {proc.name} ({name})"
     return None
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` runs: a zombie (our child or not) counts as gone."""
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def new_uuid() -> str:

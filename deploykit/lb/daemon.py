@@ -212,7 +212,8 @@ class Daemon:
         if self.live is None or self.model is None or now < self._next_haproxy_check:
             return
         self._next_haproxy_check = now + self.opts.haproxy_check
-        if self.haproxy.running():
+        # the master's pid first: during a reload its socket refuses connections for a moment
+        if self.haproxy.master_alive() or self.haproxy.running():
             return
         self.metrics.haproxy_restarts.inc()
         self._log("haproxy_down", level=logging.ERROR, action="starting it again from the current routing")

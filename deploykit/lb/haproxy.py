@@ -29,6 +29,7 @@ from pathlib import Path
 
 from deploykit.atomicfile import atomic_write
 from deploykit.errors import DeployKitError, RemoteError, UnreachableError
+from deploykit.pids import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +371,15 @@ class HAProxy:
 
     def show_proc(self) -> ProcTable:
         return parse_show_proc(socket_command(self.master_socket, "show proc"))
+
+    def master_alive(self) -> bool | None:
+        """Whether the master in the pidfile still runs (None: no readable pidfile). Unlike `running`, a
+        master busy re-executing itself for a reload (its socket refuses for a moment) counts as alive."""
+        try:
+            pid = int(self.pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid_alive(pid)
 
     def running(self) -> bool:
         try:
