@@ -17,7 +17,7 @@ import requests
 import yaml
 
 from tests.harness.common import wait_until
-from tests.harness.devcluster import Devcluster
+from tests.harness.devcluster import HELLO_AS_COMMAND, Devcluster
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +81,7 @@ def _app(tmp_path: Path, name: str, app_id: str, port: int, *, env: dict | None 
     doc["health"] = {"path": "/health", "port": "http", "grace": grace, "interval": "2s", "timeout": "1s",
                      "max_failures": 2}
     doc["readiness"] = {"path": "/ready", "port": "http", "interval": "2s", "timeout": "1s"}
+    doc["environments"]["local"] = dict(HELLO_AS_COMMAND)  # a command task: no image to build here
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
