@@ -149,7 +149,7 @@ def handle_errors(command_name: str, *, document_output: bool = False) -> Callab
             except Exception as exc:  # the last line of defence: a bug, never a raw traceback
                 report_error(exc, command_name, output, junit_path)
             if junit_path:
-                write_junit(junit_path, "deploykit", command_name, {"ok": True, **(doc or {})})
+                _junit_or_warn(junit_path, command_name, {"ok": True, **(doc or {})})
             if output == "json" and doc is not None:
                 print_json({"ok": True, "command": command_name, **doc})
             return doc
@@ -181,11 +181,16 @@ def report_error(
     else:
         show_error(exc)
     if junit_path:
-        try:
-            write_junit(junit_path, "deploykit", command_name, err)
-        except OSError as oserr:
-            click.echo(f"warning: could not write {junit_path}: {oserr.strerror or oserr}", err=True)
+        _junit_or_warn(junit_path, command_name, err)
     sys.exit(exc.exit_code)
+
+
+def _junit_or_warn(path: str, command_name: str, doc: dict) -> None:
+    """The JUnit file is a by-product: a folder that does not exist is a warning, not a crash or a changed result."""
+    try:
+        write_junit(path, "deploykit", command_name, doc)
+    except OSError as exc:
+        click.echo(f"warning: could not write {path}: {exc.strerror or exc}", err=True)
 
 
 def show_error(exc: DeployKitError) -> None:

@@ -81,7 +81,7 @@ def _app(tmp_path: Path, name: str, app_id: str, port: int, *, env: dict | None 
     doc["health"] = {"path": "/health", "port": "http", "grace": grace, "interval": "2s", "timeout": "1s",
                      "max_failures": 2}
     doc["readiness"] = {"path": "/ready", "port": "http", "interval": "2s", "timeout": "1s"}
-    doc.setdefault("environments", {})["local"] = dict(HELLO_AS_COMMAND)  # the CLI is under test, not Docker
+    doc["environments"]["local"] = dict(HELLO_AS_COMMAND)  # a command task: no image to build here
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path

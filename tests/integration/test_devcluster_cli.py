@@ -165,7 +165,7 @@ def test_the_stop_hint_names_the_state_dir_and_down_without_it_says_where_it_loo
     running" with exit 0 while the cluster kept running."""
     state = tmp_path / "my state"
     up = run("local", "up", "--detach", "--marathon-port", str(free_port()), "--consul-port", "0",
-             "--state-dir", str(state), cwd=tmp_path)
+             "--registry-port", "0", "--no-docker", "--state-dir", str(state), cwd=tmp_path)
     try:
         assert up.returncode == 0, up.stderr
         hint = next(line for line in up.stdout.splitlines() if "stop it with:" in line)
@@ -183,7 +183,8 @@ def test_the_stop_hint_names_the_state_dir_and_down_without_it_says_where_it_loo
 
 
 def test_the_stop_hint_of_the_default_state_dir_has_no_flag(tmp_path):
-    up = run("local", "up", "--detach", "--marathon-port", str(free_port()), "--consul-port", "0", cwd=tmp_path)
+    up = run("local", "up", "--detach", "--marathon-port", str(free_port()), "--consul-port", "0",
+             "--registry-port", "0", "--no-docker", cwd=tmp_path)
     try:
         assert up.returncode == 0, up.stderr
         assert "stop it with: deploykit local down\n" in up.stdout

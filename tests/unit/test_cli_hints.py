@@ -70,3 +70,9 @@ def test_connection_refused_is_said_once_per_url_with_a_hint(tmp_path):
     assert "attempts each" in r.stderr and "check marathon.urls in the environment file" in r.stderr
     r = CliRunner().invoke(main, ["config", "get", "k", "--env-dir", envs])
     assert r.exit_code == 4 and "check consul.url in the environment file" in r.stderr
+
+
+def test_a_junit_path_that_cannot_be_written_is_a_warning_not_a_crash(tmp_path):
+    (tmp_path / "file").write_text("")
+    r = CliRunner().invoke(main, ["validate", str(HELLO / "app.yaml"), "--junit", str(tmp_path / "file" / "j.xml")])
+    assert r.exit_code == 0 and "warning: could not write" in r.stderr
