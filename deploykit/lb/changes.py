@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from deploykit.lb.appstate import Server
 from deploykit.lb.model import Backend, RoutingModel
 
-__all__ = ["Changes", "ServerOp", "diff", "diff_backend"]
+__all__ = ["Changes", "ServerOp", "diff", "diff_backend", "runtime_commands"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -118,3 +118,30 @@ def diff(old: RoutingModel | None, new: RoutingModel, only: Iterable[str] | None
     for name in names:
         diff_backend(old.backends.get(name), new.backends.get(name), changes)
     return changes
+
+
+def runtime_commands(ops: list[ServerOp]) -> list[str]:
+    """Stats-socket commands for `ops`, ordered so a backend never has fewer routable servers mid-batch.
+
+    Slots that end up serving go first, slots leaving rotation last (each slot's own ops keep
+    their order). A slot turning ready is also forced `health up`: Marathon already found the
+    task healthy (only such tasks are routed), and without it HAProxy would keep the server
+    out until its own first check passes, which during a rolling deploy can leave a backend
+    with no server for one check interval (503s).
+    """
+    groups: dict[tuple[str, str], list] = {}
+    for op in ops:
+        groups.setdefault((op.backend, op.server), []).append(op)
+    serving: list[str] = []
+    leaving: list[str] = []
+    for (backend, server), slot_ops in groups.items():
+        cmds = [op.command() for op in slot_ops]
+        last = slot_ops[-1]
+        if last.action == "state" and last.state == "ready":
+            cmds.append(f"set server {backend}/{server} health up")
+            serving.extend(cmds)
+        elif last.action == "state" and last.state in ("maint", "drain"):
+            leaving.extend(cmds)
+        else:
+            serving.extend(cmds)
+    return serving + leaving

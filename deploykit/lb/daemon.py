@@ -70,33 +70,6 @@ class Status:
     runtime_commands: int = 0
 
 
-def runtime_commands(ops: list) -> list[str]:
-    """Stats-socket commands for `ops`, ordered so a backend never has fewer routable servers mid-batch.
-
-    Slots that end up serving go first, slots leaving rotation last (each slot's own ops keep
-    their order). A slot turning ready is also forced `health up`: Marathon already found the
-    task healthy (only such tasks are routed), and without it HAProxy would keep the server
-    out until its own first check passes, which during a rolling deploy can leave a backend
-    with no server for one check interval (503s).
-    """
-    groups: dict[tuple[str, str], list] = {}
-    for op in ops:
-        groups.setdefault((op.backend, op.server), []).append(op)
-    serving: list[str] = []
-    leaving: list[str] = []
-    for (backend, server), slot_ops in groups.items():
-        cmds = [op.command() for op in slot_ops]
-        last = slot_ops[-1]
-        if last.action == "state" and last.state == "ready":
-            cmds.append(f"set server {backend}/{server} health up")
-            serving.extend(cmds)
-        elif last.action == "state" and last.state in ("maint", "drain"):
-            leaving.extend(cmds)
-        else:
-            serving.extend(cmds)
-    return serving + leaving
-
-
 def task_ids(model: lbmodel.RoutingModel | None) -> set[str]:
     if model is None:
         return set()
@@ -332,7 +305,7 @@ class Daemon:
             return True
         failed = False
         if diff.server_ops:
-            commands = runtime_commands(diff.server_ops)
+            commands = lbchanges.runtime_commands(diff.server_ops)
             try:
                 result = self.haproxy.runtime.run(commands)
             except UnreachableError as exc:  # HAProxy gone: the full install below restarts it

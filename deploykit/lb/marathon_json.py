@@ -4,7 +4,9 @@ This is where `lb render` and the daemon's full resync spend their time and memo
 is ~5 MB at 1,000 apps and ~50 MB at 10,000. msgspec decodes it straight into the structs below,
 which name only the fields lb.model reads; every other key (env, versionInfo.lastScalingAt,
 slaveId, ...) is skipped without building an object. The structs are not tracked by the cyclic GC
-(they hold no cycles), so a big snapshot adds nothing for collections to walk. Each is a read-only
+(they hold no cycles) and arrays decode as tuples, which the GC stops tracking after one pass, so a
+big snapshot adds little for collections to walk (at 10,000 apps: 173k tracked objects instead of
+363k with lists, and a full collection during the next build ~0.2 s instead of ~0.35 s). Each is a read-only
 Mapping over its fields (`app.get("tasks")`), so lb.model reads them exactly as the plain dicts that
 `GET /v2/apps/{id}` and tests give it. A document that does not fit these types (a string where
 Marathon has a list, ...) is decoded again into plain dicts, so lb.model rejects the malformed app
@@ -13,7 +15,7 @@ alone, as before. bench/lb_render.py measures this against the stdlib json and o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -57,9 +59,9 @@ class _Task(_Document, gc=False):
     id: Any = None
     state: Any = None
     host: Any = None
-    ports: Any = None
-    ipAddresses: list[_IpAddress] | None = None
-    healthCheckResults: list[_HealthResult] | None = None
+    ports: tuple[Any, ...] | None = None
+    ipAddresses: tuple[_IpAddress, ...] | None = None
+    healthCheckResults: tuple[_HealthResult, ...] | None = None
 
 
 class _PortMapping(_Document, gc=False):
@@ -69,11 +71,11 @@ class _PortMapping(_Document, gc=False):
 
 class _Docker(_Document, gc=False):
     network: Any = None
-    portMappings: list[_PortMapping] | None = None
+    portMappings: tuple[_PortMapping, ...] | None = None
 
 
 class _Container(_Document, gc=False):
-    portMappings: list[_PortMapping] | None = None
+    portMappings: tuple[_PortMapping, ...] | None = None
     docker: _Docker | None = None
 
 
@@ -103,26 +105,26 @@ class App(_Document, gc=False):
     versionInfo: _VersionInfo | None = None
     labels: Any = None
     container: _Container | None = None
-    portDefinitions: list[_PortDefinition] | None = None
-    ports: Any = None
-    networks: list[_Network] | None = None
-    healthChecks: list[_HealthCheck] | None = None
-    readinessCheckResults: list[_Readiness] | None = None
-    tasks: list[_Task] | None = None
+    portDefinitions: tuple[_PortDefinition, ...] | None = None
+    ports: tuple[Any, ...] | None = None
+    networks: tuple[_Network, ...] | None = None
+    healthChecks: tuple[_HealthCheck, ...] | None = None
+    readinessCheckResults: tuple[_Readiness, ...] | None = None
+    tasks: tuple[_Task, ...] | None = None
 
 
 class _AppsDocument(msgspec.Struct, gc=False):
-    apps: list[App]
+    apps: tuple[App, ...]
 
 
-_TYPED = msgspec.json.Decoder(_AppsDocument | list[App])
+_TYPED = msgspec.json.Decoder(_AppsDocument | tuple[App, ...])
 
 
 class NotAppsDocument(ValueError):
     """Valid JSON, but not {"apps": [objects...]} or a bare list of app objects."""
 
 
-def decode_apps(data: bytes | str) -> list[Mapping[str, Any]]:
+def decode_apps(data: bytes | str) -> Sequence[Mapping[str, Any]]:
     """The apps of a /v2/apps response ({"apps": [...]} or a bare list).
 
     Raises ValueError (msgspec.DecodeError) for text that is not JSON, NotAppsDocument when

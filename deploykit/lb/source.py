@@ -210,7 +210,7 @@ class MarathonSource:
         if thread is not None:
             thread.join(timeout=5)
 
-    def snapshot(self) -> list[Mapping[str, Any]]:
+    def snapshot(self) -> Sequence[Mapping[str, Any]]:
         """Every app with its tasks (GET /v2/apps?embed=apps.tasks), decoded by lb.marathon_json.
 
         The daemon's memory peak is the full snapshot (~50 MB of JSON at 10,000 apps x 5 tasks);

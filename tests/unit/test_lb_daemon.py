@@ -96,8 +96,7 @@ def test_metrics_server_serves_metrics_and_healthz(healthy):
 
 
 def test_runtime_commands_serve_first_then_leave_and_force_health_up():
-    from deploykit.lb.changes import ServerOp
-    from deploykit.lb.daemon import runtime_commands
+    from deploykit.lb.changes import ServerOp, runtime_commands
 
     ops = [
         ServerOp("be", "s1", "state", state="maint"),  # old task leaves

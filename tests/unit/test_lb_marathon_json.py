@@ -69,7 +69,7 @@ def test_decoded_apps_read_like_dicts() -> None:
     """lb.model reads the structs exactly as the dicts of GET /v2/apps/{id}: get, [], `in`, a Mapping."""
     (app,) = decode_apps(b'[{"id": "/a", "env": {"X": "1"}, "tasks": [{"id": "t", "ports": [1]}]}]')
     assert isinstance(app, Mapping) and app.get("id") == app["id"] == "/a" and app.get("env", 0) == 0
-    assert app["tasks"][0].get("ports") == [1] and app.get("container") is None and "tasks" in app
+    assert list(app["tasks"][0].get("ports")) == [1] and app.get("container") is None and "tasks" in app
     with pytest.raises(KeyError):
         app["env"]
 

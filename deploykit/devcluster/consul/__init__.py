@@ -7,6 +7,7 @@ it alone. See docs/consul.md.
 
 from __future__ import annotations
 
-from deploykit.devcluster.consul.server import APP_KEY, MAX_TXN_OPS, MAX_VALUE_SIZE, ConsulServer, create_app
+from deploykit.devcluster.consul.app import create_app
+from deploykit.devcluster.consul.server import APP_KEY, MAX_TXN_OPS, MAX_VALUE_SIZE, ConsulServer
 
 __all__ = ["APP_KEY", "MAX_TXN_OPS", "MAX_VALUE_SIZE", "ConsulServer", "create_app"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from deploykit.devcluster.consul.server import create_app
+from deploykit.devcluster.consul.app import create_app
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
