@@ -228,14 +228,14 @@ def _start_server(opts: UpOptions, services: dict, timeout: float) -> dict:
 def up_foreground(opts: UpOptions) -> int:
     """Run the server in this process until Ctrl-C / SIGTERM."""
     _refuse_if_running(opts)
+    from deploykit.cli.servers import devcluster_main
     from deploykit.devcluster import docker_engine
-    from deploykit.devcluster.__main__ import main
 
     opts.state_dir.mkdir(parents=True, exist_ok=True)
     services = start_services(opts)
     _record(opts, os.getpid(), services)
     try:
-        return main(opts.argv())
+        return devcluster_main(opts.argv())
     finally:
         docker_engine.remove_devcluster_containers(opts.state_dir)
         stop_services(services)

@@ -138,8 +138,10 @@ class Scheduler(Recovery):
         kill_leftovers(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._reaper = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "deploykit.devcluster.reaper", str(self.run_dir),
-            stdin=asyncio.subprocess.PIPE, start_new_session=True)
+            sys.executable, "-m", "deploykit.devcluster.reaper", stdin=asyncio.subprocess.PIPE, start_new_session=True)
+        assert self._reaper.stdin is not None
+        self._reaper.stdin.write(f"{self.run_dir}\n".encode())  # the only thing ever written: EOF means we died
+        await self._reaper.stdin.drain()
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, force_close=True))
         self._loop_task = asyncio.create_task(self._reconcile_loop())
 

@@ -1,4 +1,7 @@
-"""Run the Consul stand-in alone: `python -m deploykit.devcluster.consul --port 8500 --state-dir DIR`."""
+"""Run the Consul stand-in alone: `python -m deploykit.devcluster.consul --port 8500 --state-dir DIR`.
+
+The options are parsed by deploykit.cli.servers (the CLI layer owns argument parsing); `run` serves.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +11,10 @@ import json
 import logging
 import signal
 import sys
-from pathlib import Path
 
 from aiohttp import web
 
 from deploykit.devcluster.consul.app import create_app
-
-
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m deploykit.devcluster.consul", description=__doc__)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8500)
-    p.add_argument("--state-dir", type=Path, required=True, help="where the journal and snapshot live")
-    p.add_argument("--acl-file", type=Path, help='JSON {"tokens": {TOKEN: RULES}, "default_policy": "allow"|"deny"}')
-    p.add_argument("--session-ttl-min", type=float, default=10.0, help="smallest session TTL accepted (s)")
-    p.add_argument("--session-ttl-multiplier", type=float, default=2.0, help="TTL x this = expiry (Consul: 2)")
-    p.add_argument("--tombstone-ttl", type=float, default=900.0, help="seconds deletes keep raising prefix indexes")
-    p.add_argument("--compact-bytes", type=int, default=16 * 1024 * 1024, help="log size that triggers a snapshot")
-    p.add_argument("--log-level", default="WARNING")
-    return p.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -49,12 +37,14 @@ async def _serve(args: argparse.Namespace) -> None:
     await runner.cleanup()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+def run(args: argparse.Namespace) -> int:
+    """Serve the Consul stand-in from parsed options (deploykit.cli.servers parses them)."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(_serve(args))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from deploykit.cli.servers import consul_main
+
+    sys.exit(consul_main())
