@@ -100,6 +100,13 @@ class HaproxyEndpoint(_Strict):
     server_slots: number(0, 1000, integer=True) = 10  # pre-allocated servers per backend (Runtime API)
     template_dir: str | None = None  # overrides the shipped haproxy/ templates
     binary: str = "haproxy"
+    # marathon-lb parity (docs/lb-config.md); checked in full by deploykit.lb.settings
+    service_ports: bool = True  # false: vhost/path apps only on the http(s) frontends (edge-only LB)
+    https_port: number(0, 65535, integer=True) = 443  # TLS frontend, when ssl_certs is set
+    ssl_certs: list[str] = Field(default_factory=list)  # certificate files or folders (marathon-lb --ssl-certs)
+    retry_on: str | None = None  # HAProxy retry-on keywords (default: connection failures, 502/503/504)
+    stats_port: number(0, 65535, integer=True) = 0  # stats page + Prometheus exporter; 0: off
+    app_id_port: number(0, 65535, integer=True) = 9091  # X-Marathon-App-Id frontend; 0: off
 
 
 class SecurityPolicy(_Strict):

@@ -24,7 +24,7 @@ class ServerOp:
 
     backend: str
     server: str
-    action: str  # "addr" | "state"
+    action: str  # "addr" | "check-port" | "state"
     address: str | None = None
     port: int | None = None
     state: str | None = None  # ready | drain | maint
@@ -37,6 +37,8 @@ class ServerOp:
             return f"set server {target} addr {self.address} port {self.port}"
         if self.action == "state":
             return f"set server {target} state {self.state}"
+        if self.action == "check-port":  # HAPROXY_{n}_HEALTHCHECK_PORT_INDEX: the new task's check port
+            return f"set server {target} check-port {self.port}"
         raise ValueError(f"unknown server op {self.action!r}")
 
 
@@ -62,13 +64,16 @@ def _slot_ops(name: str, server: str, old: Server | None, new: Server | None) ->
         assert old is not None
         return [ServerOp(name, server, "state", state="maint", task_id=old.task_id)]
     state = "drain" if new.draining else "ready"
-    if old is not None and old.task_id == new.task_id and old.address == new.address and old.port == new.port:
+    if (old is not None and old.task_id == new.task_id and old.address == new.address and old.port == new.port
+            and old.check_port == new.check_port):
         return [ServerOp(name, server, "state", state=state, task_id=new.task_id)]
     ops = []
     if old is not None and not old.draining:
         # out of rotation before its address changes, so no request goes to a half-updated server
         ops.append(ServerOp(name, server, "state", state="maint", task_id=old.task_id))
     ops.append(ServerOp(name, server, "addr", address=new.address, port=new.port, task_id=new.task_id))
+    if new.check_port:
+        ops.append(ServerOp(name, server, "check-port", port=new.check_port, task_id=new.task_id))
     ops.append(ServerOp(name, server, "state", state=state, task_id=new.task_id))
     return ops
 

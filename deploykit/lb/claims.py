@@ -8,6 +8,11 @@ team's hostname by picking an id that sorts first. "Already holds" means, in thi
 2. else the app whose configuration is older in Marathon (`versionInfo.lastConfigChangeAt`),
    which is what a freshly started daemon with no saved routing has to go on;
 3. the app id only breaks exact ties.
+
+A vhost/path route's service port is a *secondary* claim (marathon-lb binds it too, for east-west
+traffic, but the app's users come through its vhost): when another app holds it, or the LB needs it
+for itself, only that service-port frontend is left out and reported in `dropped`; the vhost routing
+stays. A tcp (or plain http) route's service port is its only way in, so a conflict there rejects the app.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class _Route(Protocol):
     index: int
     service_port: int | None
     labels: Any
+    http_routed: bool
 
 
 class Claimant(Protocol):
@@ -34,26 +40,29 @@ class Claimant(Protocol):
 
 
 class Resolution(NamedTuple):
-    winners: list[str]  # app ids that keep all their routes, in claim order
+    winners: list[str]  # app ids that keep all their required routes, in claim order
     conflicts: list[Rejected]
     claims: dict[ClaimKey, str]  # every granted key -> its app id (the next round's `holders`)
+    dropped: list[Rejected]  # secondary claims (a vhost app's service port) left out, app still routed
 
 
-def route_claims(routes: Iterable[_Route]) -> tuple[list[tuple[int, ClaimKey]], str | None]:
-    """(route index, key) for every route, or a problem when two ports of the same app collide."""
-    keys: list[tuple[int, ClaimKey]] = []
+def route_claims(routes: Iterable[_Route]) -> tuple[list[tuple[int, ClaimKey, bool]], str | None]:
+    """(route index, key, secondary) for every route, or a problem when two ports of the same app collide."""
+    keys: list[tuple[int, ClaimKey, bool]] = []
     seen: set[ClaimKey] = set()
     for route in routes:
+        wanted: list[tuple[ClaimKey, bool]] = []
+        http_routed = route.http_routed or route.service_port is None
         if route.service_port is not None:
-            wanted: list[ClaimKey] = [("port", route.service_port)]
-        else:
+            wanted.append((("port", route.service_port), http_routed))
+        if http_routed:
             path = route.labels.path or "/"
-            wanted = [("vhost", host, path) for host in (route.labels.vhosts or ("*",))]
-        for key in wanted:
+            wanted += [(("vhost", host, path), False) for host in (route.labels.vhosts or ("*",))]
+        for key, secondary in wanted:
             if key in seen:
                 return keys, f"port {route.index}: {describe(key)} is already used by another port of this app"
             seen.add(key)
-            keys.append((route.index, key))
+            keys.append((route.index, key, secondary))
     return keys, None
 
 
@@ -80,16 +89,17 @@ def resolve(
     reserved: Mapping[ClaimKey, str] | None = None,
 ) -> Resolution:
     """Grant every app all of its keys or none; `reserved` keys belong to the LB itself (its http port)."""
-    claimed: dict[str, list[tuple[int, ClaimKey]]] = {}
+    claimed: dict[str, list[tuple[int, ClaimKey, bool]]] = {}
     problems: dict[str, str] = {}
     for app_id, state in apps.items():
         claimed[app_id], problem = route_claims(state.routes)
         if problem:
             problems[app_id] = problem
-    wanted_by = {app_id: {k for _, k in keys} for app_id, keys in claimed.items() if app_id not in problems}
+    wanted_by = {app_id: {k for _, k, _ in keys} for app_id, keys in claimed.items() if app_id not in problems}
     taken: dict[ClaimKey, str] = dict(reserved or {})
     winners: list[str] = []
     conflicts: list[Rejected] = []
+    dropped: list[Rejected] = []
     lost: set[str] = set()
     for app_id in claim_order(apps, holders):
         if app_id in problems:
@@ -97,7 +107,9 @@ def resolve(
             lost.add(app_id)
             continue
         conflict = None
-        for index, key in claimed[app_id]:
+        skipped: list[Rejected] = []
+        skipped_keys: set[ClaimKey] = set()
+        for index, key, secondary in claimed[app_id]:
             other = taken.get(key)
             if other is None:
                 holder = holders.get(key)
@@ -105,14 +117,20 @@ def resolve(
                 if holder is not None and holder != app_id and holder not in lost and key in wanted_by.get(holder, ()):
                     other = holder
             if other is not None:
+                if secondary:
+                    skipped.append(_conflict(app_id, index, key, other))
+                    skipped_keys.add(key)
+                    continue
                 conflict = _conflict(app_id, index, key, other)
                 break
         if conflict is not None:
             conflicts.append(conflict)
             lost.add(app_id)
             continue
-        for _, key in claimed[app_id]:
-            taken[key] = app_id
+        for _, key, _ in claimed[app_id]:
+            if key not in skipped_keys:
+                taken[key] = app_id
+        dropped.extend(skipped)
         winners.append(app_id)
     granted = {k: v for k, v in taken.items() if reserved is None or k not in reserved}
-    return Resolution(winners, conflicts, granted)
+    return Resolution(winners, conflicts, granted, dropped)

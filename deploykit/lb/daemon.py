@@ -31,7 +31,8 @@ from deploykit.atomicfile import atomic_write
 from deploykit.errors import DeployKitError, UnreachableError
 from deploykit.lb import changes as lbchanges
 from deploykit.lb import model as lbmodel
-from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed, RuntimeResult, unbindable
+from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed, RuntimeResult
+from deploykit.lb.lbhost import HostResolver, unbindable, unloadable_certificates
 from deploykit.lb.metrics import Metrics
 from deploykit.lb.settings import LbSettings
 from deploykit.lb.source import Connected, Event, LeaderChanged, MarathonSource, ZkReconnected, apps_touched
@@ -90,6 +91,7 @@ class Daemon:
         metrics: Metrics | None = None,
         options: DaemonOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
+        resolver: Callable[[str], str | None] | None = None,
     ):
         self.settings = settings
         self.renderer = renderer
@@ -100,6 +102,8 @@ class Daemon:
         self.opts = options or DaemonOptions()
         self.clock = clock
         self.status = Status()
+        # agents named by host name: the Runtime API takes addresses only, so names are resolved (cached)
+        self.resolver = resolver if resolver is not None else HostResolver()
         self.model: lbmodel.RoutingModel | None = None  # latest desired state from Marathon
         self.live: lbmodel.RoutingModel | None = None  # what HAProxy is running
         self._stop = False
@@ -109,6 +113,7 @@ class Daemon:
         self._bad_text: str | None = None
         self._failed: dict[int, float] = {}  # id(model) -> when installing it last failed
         self._known_rejects: set[str] = set()
+        self._known_dropped: set[tuple[str, str]] = set()
         self._deferred_since: float | None = None
         self._port_refused: dict[str, int] = {}  # app id -> the service port this host could not bind for it
         self._culprits: dict[str, tuple] = {}  # app id -> its routing when it made a reload fail
@@ -223,7 +228,7 @@ class Daemon:
             return False
         fetched = time.monotonic()
         holders = self._saved_routes() if self.model is None else None
-        new = lbmodel.build_model(apps, self.settings, prev=self.model, holders=holders)
+        new = lbmodel.build_model(apps, self.settings, prev=self.model, holders=holders, resolve=self.resolver)
         if self._guard(new):
             return False
         ok = self._converge(new, None, t0)
@@ -291,7 +296,7 @@ class Daemon:
         return self._converge(model, changed if in_step else None, t0)
 
     def _converge(self, new: lbmodel.RoutingModel, only: set[str] | None, t0: float) -> bool:
-        new = self._refuse_unbindable(self._refuse_known_culprits(new))
+        new = self._refuse_unbindable(self._refuse_bad_certificates(self._refuse_known_culprits(new)))
         self._report_rejects(new)
         self.model = new
         if self.live is None:
@@ -368,6 +373,14 @@ class Daemon:
         if text == self._bad_text and not force:
             self._failed = {id(new): time.monotonic()}
             return False  # same broken text as last time: already reported
+        bad_certs = unloadable_certificates(self.settings.ssl_certs)
+        if bad_certs:  # the operator's error: reported before any reload, the running config stays (retried)
+            self.metrics.config_rejected.inc()
+            self.status.last_error = "; ".join(f"{p}: {why}" for p, why in bad_certs.items())
+            self._log("certificates_unloadable", level=logging.ERROR, certificates=bad_certs,
+                      action="configuration not installed; the running one stays")
+            self._failed = {id(new): time.monotonic()}
+            return False
         try:
             if not self.haproxy.running():
                 res = self.haproxy.start(text)
@@ -410,24 +423,48 @@ class Daemon:
         return True
 
     def _refuse_unbindable(self, new: lbmodel.RoutingModel) -> lbmodel.RoutingModel:
-        """Reject the apps whose new service ports this host cannot listen on, before any reload tries.
+        """Leave out the service-port frontends this host cannot listen on, before any reload tries.
 
-        Only ports the running config does not bind yet are probed (HAProxy holds the others).
+        A tcp/plain app whose only way in is that port is rejected; a vhost/path app keeps its vhost
+        routing and only loses the frontend (lb.claims, `service_port_dropped`). Only ports the running
+        config does not bind yet are probed (HAProxy holds the others).
         """
-        bound = {f.port for f in self.live.port_frontends} if self.live is not None else set()
-        fresh = {f.port: f.backend for f in new.port_frontends if f.port not in bound}
+        bound = {(f.bind_address, f.port) for f in self.live.port_frontends} if self.live is not None else set()
+        fresh: dict[str, dict[int, str]] = {}
+        for f in new.port_frontends:
+            if (f.bind_address, f.port) not in bound:
+                fresh.setdefault(f.bind_address, {})[f.port] = f.backend
         if not fresh:
+            self._port_refused = {}
             return new
         refused: dict[str, int] = {}
-        reasons: dict[str, str] = {}
-        for port, reason in sorted(unbindable(self.settings.bind_address, fresh).items()):
-            app_id = new.backends[fresh[port]].app_id
-            if self._port_refused.get(app_id) != port:  # log and count a conflict once, not on every probe
-                self.metrics.port_conflicts.inc()
-                self._log("port_unavailable", level=logging.WARNING, app=app_id, port=port, reason=reason)
-            refused[app_id] = port
-            reasons.setdefault(app_id, f"service port {port}: {reason}")
+        reasons: dict[int, str] = {}
+        for address, ports in fresh.items():
+            for port, reason in sorted(unbindable(address, ports).items()):
+                app_id = new.backends[ports[port]].app_id
+                if self._port_refused.get(app_id) != port:  # log and count a conflict once, not on every probe
+                    self.metrics.port_conflicts.inc()
+                    self._log("port_unavailable", level=logging.WARNING, app=app_id, port=port, reason=reason)
+                refused[app_id] = port
+                reasons[port] = f"a process on this host ({reason})"
         self._port_refused = refused
+        return lbmodel.refuse_ports(new, reasons)
+
+    def _refuse_bad_certificates(self, new: lbmodel.RoutingModel) -> lbmodel.RoutingModel:
+        """Apps whose HAPROXY_{n}_SSL_CERT HAProxy could not load are refused (one bad file must not stop
+        every reload); the operator's own certificates are checked in `_install_full`."""
+        own = set(self.settings.ssl_certs)
+        wanted = [c for c in new.ssl_certs if c not in own]
+        if not wanted:
+            return new
+        bad = unloadable_certificates(wanted)
+        if not bad:
+            return new
+        reasons = {}
+        for app_id, state in new.sources.apps.items():
+            for route in state.routes:
+                if route.labels.ssl_cert in bad:
+                    reasons[app_id] = f"port {route.index}: HAPROXY_{route.index}_SSL_CERT {bad[route.labels.ssl_cert]}"
         return lbmodel.refuse_apps(new, reasons)
 
     def _refuse_known_culprits(self, new: lbmodel.RoutingModel) -> lbmodel.RoutingModel:
@@ -525,6 +562,11 @@ class Daemon:
             self._log("app_rejected", level=logging.WARNING, app=app_id, reason=rejected[app_id].reason)
         self._known_rejects = set(rejected)
         self.metrics.apps_rejected.set(len(rejected))
+        dropped = {(d.app_id, d.reason) for d in model.dropped}
+        for app_id, reason in sorted(dropped - self._known_dropped):
+            self._log("service_port_dropped", level=logging.WARNING, app=app_id, reason=reason,
+                      kept="its vhost/path routing")
+        self._known_dropped = dropped
 
     def _refresh_gauges(self) -> None:
         if self.live is not None:

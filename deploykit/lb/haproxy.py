@@ -62,32 +62,6 @@ class ReloadFailed(DeployKitError):
 # ---------------------------------------------------------------- sockets
 
 
-def unbindable(address: str, ports: Iterable[int]) -> dict[int, str]:
-    """Ports HAProxy could not listen on at `address` ("" or "*": every address), with the reason.
-
-    `haproxy -c` never binds, so a port another process holds passes the check and then fails the
-    reload, and in HAProxy 2.6 every failed reload pauses all listeners for about two seconds. The probe
-    binds the way HAProxy does (SO_REUSEADDR + SO_REUSEPORT): a port held by HAProxy itself (an old
-    worker still draining) is free for it, one held by anyone else is not.
-    """
-    host = "" if address in ("", "*") else address.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    out: dict[int, str] = {}
-    for port in ports:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if hasattr(socket, "SO_REUSEPORT"):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
-        except OSError as exc:
-            out[port] = f"cannot listen on {address or '*'}:{port} on this host ({exc.strerror or exc})"
-        finally:
-            sock.close()
-    return out
-
-
-
 def socket_command(path: str | os.PathLike, command: str, timeout: float = 5.0) -> str:
     """Send one line to an HAProxy CLI socket (stats or master) and return the whole reply.
 

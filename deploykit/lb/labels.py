@@ -11,16 +11,22 @@ Names follow deploykit.labels (the renderer writes them, this module reads them)
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from typing import NamedTuple
 
 from deploykit.labels import (
+    AUTH_REALM,
+    AUTH_USER,
     BALANCE_ALGORITHMS,
     DEPLOYKIT_CHECK_KEYS,
+    FILE_PATH,
     GROUP_NAME,
     HAPROXY_GROUP,
     HAPROXY_PORT_KEYS,
     MODES,
+    PASSWORD_HASH,
+    PLAIN_PATH,
     URL_PATH,
     is_host_name,
 )
@@ -58,12 +64,24 @@ class Ignored(NamedTuple):
 
 
 class CheckSpec(NamedTuple):
-    """HAProxy-side health check for one port (DEPLOYKIT_{n}_CHECK_* labels)."""
+    """HAProxy-side health check for one port: from DEPLOYKIT_{n}_CHECK_* labels, else from Marathon's
+    healthChecks (lb.appstate.marathon_check), else a plain TCP connect check with these defaults."""
 
     path: str | None = None  # None: plain TCP connect check
     interval_ms: int = DEFAULT_CHECK_INTERVAL_MS
     rise: int = DEFAULT_CHECK_RISE
     fall: int = DEFAULT_CHECK_FALL
+    expect: str = "200"  # http-check expect status (Marathon counts 200-399 as healthy)
+    ssl: bool = False  # check over TLS (Marathon HTTPS / MESOS_HTTPS checks)
+    timeout_ms: int = 0  # 0: the defaults' `timeout check`
+
+
+class Auth(NamedTuple):
+    """HAPROXY_{n}_AUTH: HTTP basic auth against one user whose password is a crypt(3) hash."""
+
+    realm: str
+    user: str
+    password_hash: str
 
 
 class PortLabels(NamedTuple):
@@ -77,8 +95,19 @@ class PortLabels(NamedTuple):
     port: int | None = None  # service-port override (HAPROXY_{n}_PORT)
     sticky: bool = False
     redirect_to_https: bool = False
-    check: CheckSpec = CheckSpec()
+    check: CheckSpec | None = None  # None: no DEPLOYKIT_{n}_CHECK_* label (Marathon's check is used)
     enabled: bool = True
+    groups: tuple[str, ...] = ()  # HAPROXY_{n}_GROUP: this port's groups instead of HAPROXY_GROUP's
+    bind_address: str | None = None  # HAPROXY_{n}_BIND_ADDR for the service-port frontend ("" = every address)
+    weight: int = 0  # HAPROXY_{n}_BACKEND_WEIGHT: higher weights' http rules are tried first
+    auth: Auth | None = None
+    network_allowed: tuple[str, ...] = ()  # source networks allowed (CIDR); empty: everyone
+    proxypass_path: str | None = None  # strip this prefix before the request reaches the app
+    revproxy_path: str | None = None  # prefix the app's Location headers with this
+    redirect_root: str | None = None  # HTTP_BACKEND_REDIR: "/" redirects here (301)
+    use_hsts: bool = False
+    ssl_cert: str | None = None  # a certificate file on the LB host for the https frontend
+    healthcheck_port_index: int | None = None  # Marathon health check of this port index decides
 
 
 class AppLabels(NamedTuple):
@@ -148,20 +177,27 @@ def _hosts(key: str, value: str) -> tuple[str, ...]:
     return tuple(sorted(hosts))
 
 
-def _groups(value: str) -> tuple[str, ...]:
+def _groups(value: str, key: str = HAPROXY_GROUP) -> tuple[str, ...]:
     groups = []
     for raw in value.split(","):
         group = raw.strip()
         if not group:
             continue
         if not GROUP_NAME.match(group):
-            raise LabelError(f"label {HAPROXY_GROUP}: {_show(group)} is not a valid group name")
+            raise LabelError(f"label {key}: {_show(group)} is not a valid group name")
         groups.append(group)
     return tuple(sorted(set(groups)))
 
 
 _PORT_FIELDS = {"VHOST": "vhosts", "PATH": "path", "MODE": "mode", "BALANCE": "balance", "PORT": "port",
-                "STICKY": "sticky", "REDIRECT_TO_HTTPS": "redirect_to_https", "ENABLED": "enabled"}
+                "STICKY": "sticky", "REDIRECT_TO_HTTPS": "redirect_to_https", "ENABLED": "enabled",
+                "GROUP": "groups", "BIND_ADDR": "bind_address", "BACKEND_WEIGHT": "weight", "AUTH": "auth",
+                "NETWORK_ALLOWED": "network_allowed", "BACKEND_NETWORK_ALLOWED_ACL": "network_allowed",
+                "HTTP_BACKEND_PROXYPASS_PATH": "proxypass_path", "HTTP_BACKEND_REVPROXY_PATH": "revproxy_path",
+                "HTTP_BACKEND_REDIR": "redirect_root", "USE_HSTS": "use_hsts", "SSL_CERT": "ssl_cert",
+                "HEALTHCHECK_PORT_INDEX": "healthcheck_port_index",
+                "BACKEND_HEALTHCHECK_PORT_INDEX": "healthcheck_port_index"}
+_BOOL_KEYS = frozenset({"STICKY", "REDIRECT_TO_HTTPS", "ENABLED", "USE_HSTS"})
 _CHECK_FIELDS = {"PATH": "path", "INTERVAL_MS": "interval_ms", "RISE": "rise", "FALL": "fall"}
 
 
@@ -181,7 +217,72 @@ def _port_value(key: str, name: str, value: str) -> object:
         return value
     if name == "PORT":
         return _int(key, value, 1, 65535)
-    return _bool(key, value)  # STICKY, REDIRECT_TO_HTTPS, ENABLED
+    if name in _BOOL_KEYS:
+        return _bool(key, value)
+    return _extra_port_value(key, name, value)
+
+
+def _plain_path(key: str, value: str) -> str:
+    if not PLAIN_PATH.match(value):
+        raise LabelError(f"label {key}: {_show(value)} is not a plain path prefix (/ then letters, digits, _ ~ / -)")
+    return value.rstrip("/") or "/"
+
+
+def _auth(key: str, value: str) -> Auth:
+    parts = value.split(":", 2)
+    if len(parts) != 3 or not AUTH_REALM.match(parts[0]) or not AUTH_USER.match(parts[1]):
+        raise LabelError(f"label {key}: expected realm:user:password-hash (realm and user: letters, digits, _ . -)")
+    if not PASSWORD_HASH.match(parts[2]):
+        raise LabelError(f"label {key}: the password must be a crypt(3) hash such as `openssl passwd -6` "
+                         "prints ($6$...), never plain text")
+    return Auth(*parts)
+
+
+def _networks(key: str, value: str) -> tuple[str, ...]:
+    nets = []
+    for raw in value.replace(",", " ").split():
+        try:
+            net = str(ipaddress.ip_network(raw, strict=False))
+        except ValueError:
+            raise LabelError(f"label {key}: {_show(raw)} is not an IP address or CIDR network") from None
+        if net not in nets:
+            nets.append(net)
+    if not nets:
+        raise LabelError(f"label {key}: no networks given")
+    return tuple(nets)
+
+
+def _bind_address(key: str, value: str) -> str:
+    if value in ("*", "0.0.0.0"):
+        return ""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise LabelError(f"label {key}: {_show(value)} is not an IP address (or '*' for every address)") from None
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _extra_port_value(key: str, name: str, value: str) -> object:
+    """The labels marathon-lb has beyond the routing basics, each typed (never pasted)."""
+    if name == "GROUP":
+        return _groups(value, key)
+    if name == "BIND_ADDR":
+        return _bind_address(key, value)
+    if name == "BACKEND_WEIGHT":
+        return _int(key, value, 0, 10_000)
+    if name == "AUTH":
+        return _auth(key, value)
+    if name in ("NETWORK_ALLOWED", "BACKEND_NETWORK_ALLOWED_ACL"):
+        return _networks(key, value)
+    if name in ("HTTP_BACKEND_PROXYPASS_PATH", "HTTP_BACKEND_REVPROXY_PATH"):
+        return _plain_path(key, value)
+    if name == "HTTP_BACKEND_REDIR":
+        return _path(key, value)
+    if name == "SSL_CERT":
+        if not FILE_PATH.match(value) or "/../" in value + "/":
+            raise LabelError(f"label {key}: {_show(value)} is not an absolute file path on the LB host")
+        return value
+    return _int(key, value, 0, 99)  # HEALTHCHECK_PORT_INDEX
 
 
 def _check_value(key: str, name: str, value: str) -> object:

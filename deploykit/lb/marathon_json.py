@@ -44,7 +44,15 @@ Mapping.register(_Document)
 
 
 class _HealthCheck(_Document, gc=False):
-    """The model only asks whether an app has any."""
+    """What marathon-lb derives the HAProxy-side check from (lb.appstate.marathon_check)."""
+
+    protocol: Any = None
+    path: Any = None
+    portIndex: Any = None
+    port: Any = None
+    intervalSeconds: Any = None
+    timeoutSeconds: Any = None
+    maxConsecutiveFailures: Any = None
 
 
 class _HealthResult(_Document, gc=False):

@@ -17,13 +17,14 @@ from typing import Any, NamedTuple
 
 from deploykit.lb import claims
 from deploykit.lb.appstate import AppState, PortRoute, Resolver, Server, parse_app
-from deploykit.lb.labels import CheckSpec, Ignored, LabelError, Rejected, parse_labels
+from deploykit.lb.labels import Auth, CheckSpec, Ignored, LabelError, PortLabels, Rejected, parse_labels
 from deploykit.lb.settings import LbSettings
 
 _NO_CLAIMS: Mapping[tuple, str] = MappingProxyType({})
 
 __all__ = [
     "Backend",
+    "BackendOptions",
     "HttpRoute",
     "PortFrontend",
     "RoutingModel",
@@ -33,6 +34,28 @@ __all__ = [
     "remove_app",
     "slot_count",
 ]
+
+
+class BackendOptions(NamedTuple):
+    """marathon-lb's per-port backend settings, typed (lb.labels): rendered by backend.cfg.j2, never pasted."""
+
+    auth: Auth | None = None
+    network_allowed: tuple[str, ...] = ()
+    proxypass_path: str | None = None
+    revproxy_path: str | None = None
+    redirect_root: str | None = None
+    use_hsts: bool = False
+
+    @classmethod
+    def of(cls, labels: PortLabels) -> BackendOptions:
+        if (labels.auth is None and not labels.network_allowed and labels.proxypass_path is None
+                and labels.revproxy_path is None and labels.redirect_root is None and not labels.use_hsts):
+            return _NO_OPTIONS  # the common case: one shared object
+        return cls(labels.auth, labels.network_allowed, labels.proxypass_path, labels.revproxy_path,
+                   labels.redirect_root, labels.use_hsts)
+
+
+_NO_OPTIONS = BackendOptions()
 
 
 class Backend(NamedTuple):
@@ -46,11 +69,12 @@ class Backend(NamedTuple):
     sticky: bool
     check: CheckSpec
     slots: tuple[Server | None, ...]
+    options: BackendOptions = _NO_OPTIONS
 
     @property
     def structure(self) -> tuple:
         """Everything that needs a reload to change (servers in slots do not)."""
-        return (self.mode, self.balance, self.sticky, self.check, len(self.slots))
+        return (self.mode, self.balance, self.sticky, self.check, len(self.slots), self.options)
 
     @property
     def servers(self) -> list[tuple[str, Server]]:
@@ -70,6 +94,7 @@ class HttpRoute(NamedTuple):
     vhosts: tuple[str, ...]
     path: str | None
     redirect_to_https: bool = False
+    weight: int = 0  # HAPROXY_{n}_BACKEND_WEIGHT: higher weights' rules come first
 
     @property
     def wildcard(self) -> bool:
@@ -83,12 +108,13 @@ class HttpRoute(NamedTuple):
 
 
 class PortFrontend(NamedTuple):
-    """A frontend bound on an app's service port (tcp apps, and http apps without vhost)."""
+    """A frontend bound on an app's service port (every routed port that has one, as marathon-lb does)."""
 
     name: str
     port: int
     mode: str
     backend: str
+    bind_address: str = ""  # HAPROXY_{n}_BIND_ADDR, else the settings' bind_address
 
 
 class Sources(NamedTuple):
@@ -123,6 +149,16 @@ class RoutingModel(NamedTuple):
     resolve: Resolver | None = None
     # every granted port / host+path -> the app holding it; the next model keeps them with their holders
     claims: Mapping[tuple, str] = _NO_CLAIMS
+    # service-port frontends of vhost/path apps left out (port held by another app or by the LB host);
+    # the app keeps its vhost routing
+    dropped: tuple[Rejected, ...] = ()
+    ssl_certs: tuple[str, ...] = ()  # the https frontend's certificates: settings' first, then apps' SSL_CERT
+    app_id_routes: tuple[tuple[str, str], ...] = ()  # (app id, its first http backend): X-Marathon-App-Id
+
+    @property
+    def tls(self) -> bool:
+        """True when the https frontend is rendered (the operator gave at least one certificate)."""
+        return bool(self.settings.ssl_certs) and bool(self.settings.https_port)
 
     @property
     def health(self) -> dict[str, bool]:
@@ -156,8 +192,8 @@ def _fill_slots(name: str, app_id: str, route: PortRoute, cands: tuple[Server, .
         live = [c for c in cands if not c.draining]
         size = slot_count(len(live), 0, settings)
         live.extend([None] * (size - len(live)))  # type: ignore[list-item]
-        return Backend(name, app_id, route.index, route.mode, labels.balance, labels.sticky, labels.check,
-                       tuple(live))
+        return Backend(name, app_id, route.index, route.mode, labels.balance, labels.sticky, route.check,
+                       tuple(live), BackendOptions.of(labels))
     prev_slots = prev.slots
     prev_pos = {s.task_id: i for i, s in enumerate(prev_slots) if s is not None}
     # a draining task is only worth a slot if it already has one (it is on its way out)
@@ -175,7 +211,8 @@ def _fill_slots(name: str, app_id: str, route: PortRoute, cands: tuple[Server, .
         free = [i for i, s in enumerate(slots) if s is None]
         for c, i in zip(pending, free, strict=False):
             slots[i] = c
-    new = Backend(name, app_id, route.index, route.mode, labels.balance, labels.sticky, labels.check, tuple(slots))
+    new = Backend(name, app_id, route.index, route.mode, labels.balance, labels.sticky, route.check, tuple(slots),
+                  BackendOptions.of(labels))
     if prev is not None and prev == new:
         return prev  # share unchanged backends so diff can skip them by identity
     return new
@@ -183,7 +220,7 @@ def _fill_slots(name: str, app_id: str, route: PortRoute, cands: tuple[Server, .
 
 def _route_sort_key(route: HttpRoute) -> tuple:
     rank = 2 if not route.vhosts else 1 if route.wildcard else 0  # exact names, then wildcards, then any host
-    return (rank, -len(route.path or ""), route.vhosts, route.path or "", route.backend)
+    return (-route.weight, rank, -len(route.path or ""), route.vhosts, route.path or "", route.backend)
 
 
 def _http_routes(route: PortRoute) -> list[HttpRoute]:
@@ -191,10 +228,22 @@ def _http_routes(route: PortRoute) -> list[HttpRoute]:
     labels = route.labels
     vhosts = labels.vhosts  # sorted, so wildcards ("*." sorts before names) come first
     if not vhosts or not vhosts[0].startswith("*."):
-        return [HttpRoute(route.backend, vhosts, labels.path, labels.redirect_to_https)]
+        return [HttpRoute(route.backend, vhosts, labels.path, labels.redirect_to_https, labels.weight)]
     wild = tuple(v for v in vhosts if v.startswith("*."))
     groups = [g for g in (vhosts[len(wild):], wild) if g]
-    return [HttpRoute(route.backend, hosts, labels.path, labels.redirect_to_https) for hosts in groups]
+    return [HttpRoute(route.backend, hosts, labels.path, labels.redirect_to_https, labels.weight) for hosts in groups]
+
+
+def reserved_ports(settings: LbSettings) -> dict[tuple, str]:
+    """The LB's own listeners: no app may have a frontend on these ports."""
+    own = {("port", settings.http_port): "the http frontend"}
+    if settings.ssl_certs and settings.https_port:
+        own[("port", settings.https_port)] = "the https frontend"
+    if settings.stats_port:
+        own[("port", settings.stats_port)] = "the stats frontend"
+    if settings.app_id_port:
+        own[("port", settings.app_id_port)] = "the X-Marathon-App-Id frontend"
+    return own
 
 
 def _assemble(
@@ -203,9 +252,10 @@ def _assemble(
     prev: RoutingModel | None,
     resolve: Resolver | None,
     initial_claims: Mapping[tuple, str] | None = None,
+    refused_ports: Mapping[int, str] | None = None,
 ) -> RoutingModel:
     """Derive the routing from `sources`: resolve conflicts between apps (the holder keeps a port/vhost,
-    lb.claims) and lay out servers."""
+    lb.claims) and lay out servers. `refused_ports`: service ports the LB host cannot bind (-> reason)."""
     apps = sources.apps
     prev_backends = prev.backends if prev is not None else {}
     backends: dict[str, Backend] = {}
@@ -213,8 +263,14 @@ def _assemble(
     port_frontends: list[PortFrontend] = []
     owners: dict[str, tuple[str, ...]] = {}
     holders = initial_claims if initial_claims is not None else (prev.claims if prev is not None else _NO_CLAIMS)
-    resolution = claims.resolve(apps, holders, {("port", settings.http_port): "the http frontend"})
+    reserved = reserved_ports(settings)
+    for port, reason in (refused_ports or {}).items():
+        reserved.setdefault(("port", port), reason)
+    resolution = claims.resolve(apps, holders, reserved)
+    granted = resolution.claims
     conflicts: list[Rejected] = resolution.conflicts
+    app_certs: set[str] = set()
+    app_id_routes: list[tuple[str, str]] = []
     for app_id in sorted(resolution.winners):
         state = apps[app_id]
         names = []
@@ -223,11 +279,15 @@ def _assemble(
                 route.backend, app_id, route, cands, prev_backends.get(route.backend), settings
             )
             names.append(route.backend)
-            if route.service_port is not None:
+            if route.service_port is not None and granted.get(("port", route.service_port)) == app_id:
                 port_frontends.append(PortFrontend(f"port_{route.service_port}", route.service_port, route.mode,
-                                                   route.backend))
-            else:
+                                                   route.backend, route.bind_address))
+            if route.http_routed or route.service_port is None:
                 http_routes.extend(_http_routes(route))
+            if route.labels.ssl_cert:
+                app_certs.add(route.labels.ssl_cert)
+            if route.mode == "http" and (not app_id_routes or app_id_routes[-1][0] != app_id):
+                app_id_routes.append((app_id, route.backend))  # the app's first http port, as marathon-lb
         owners[app_id] = tuple(names)
     rejected = sorted([*sources.label_rejects.values(), *conflicts], key=lambda r: r.app_id)
     ignored = [i for app_id in sorted(sources.app_ignored) for i in sources.app_ignored[app_id]]
@@ -242,7 +302,10 @@ def _assemble(
         ignored=tuple(ignored),
         owners=owners,
         resolve=resolve,
-        claims=resolution.claims,
+        claims=granted,
+        dropped=tuple(resolution.dropped),
+        ssl_certs=(*settings.ssl_certs, *sorted(app_certs - set(settings.ssl_certs))) if settings.ssl_certs else (),
+        app_id_routes=tuple(app_id_routes) if settings.app_id_port else (),
     )
 
 
@@ -405,6 +468,16 @@ def refuse_apps(model: RoutingModel, reasons: Mapping[str, str]) -> RoutingModel
     kept = {a: s for a, s in sources.apps.items() if a not in reasons}
     new = _assemble(model.settings, sources._replace(apps=kept, label_rejects=rejects), model, model.resolve)
     return new._replace(sources=sources)
+
+
+def refuse_ports(model: RoutingModel, reasons: Mapping[int, str]) -> RoutingModel:
+    """`model` without frontends on the service ports in `reasons` (port -> why, e.g. another process on the
+    LB host listens there): a tcp/plain app needing one is rejected, a vhost/path app only loses that
+    frontend (reported in `dropped`). The next update or full sync considers the ports afresh."""
+    if not reasons:
+        return model
+    new = _assemble(model.settings, model.sources, model, model.resolve, refused_ports=reasons)
+    return new
 
 
 def routing_changed(old: RoutingModel | None, new: RoutingModel) -> list[str]:

@@ -24,6 +24,19 @@ _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 # template_dir picks the Renderer's templates, binary is the HAProxy program the daemon starts.
 _NOT_SETTINGS = frozenset({"template_dir", "binary"})
 _PATHS = ("config", "master_socket", "stats_socket", "state_file")
+# HAProxy 2.6's retry-on keywords (an unknown one would fail `haproxy -c` for every app at once)
+RETRY_ON_WORDS = frozenset({
+    "none", "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected",
+    "all-retryable-errors", "401", "403", "404", "408", "425", "500", "501", "502", "503", "504",
+})
+
+
+def _list_item_ok(key: str, value: object) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    if key == "groups":
+        return True
+    return value.startswith("/") and not any(c.isspace() or c in "#\"'\\$" for c in value)
 
 
 class LbSettings(NamedTuple):
@@ -46,6 +59,16 @@ class LbSettings(NamedTuple):
     timeout_server: str = "60s"
     timeout_check: str = "5s"
     timeout_tunnel: str = "1h"
+    # marathon-lb binds every routed service port, vhost apps' too; false: vhost/path apps get the
+    # shared http(s) frontends only (an edge-only LB)
+    service_ports: bool = True
+    https_port: int = 443  # the TLS frontend, there when ssl_certs names a certificate (0: never)
+    ssl_certs: tuple[str, ...] = ()  # certificate files or folders (HAProxy `crt`), like marathon-lb's --ssl-certs
+    # what HAProxy retries on another server: never the app's own answers (a 500 is the app's, and
+    # retrying it doubles the load of a failing release and hides it from clients); widen it here
+    retry_on: str = "conn-failure empty-response response-timeout 502 503 504"
+    stats_port: int = 0  # stats page (/haproxy?stats) + Prometheus exporter (/metrics); 0: off
+    app_id_port: int = 9091  # marathon-lb's X-Marathon-App-Id frontend; 0: off
     extra: Mapping[str, Any] = _NO_EXTRA  # read-only; from_mapping puts unknown keys here
 
     @classmethod
@@ -71,13 +94,26 @@ class LbSettings(NamedTuple):
                 continue
             default = known[key]
             where = f"{path}.{key}"
-            if key == "groups":
+            if key in ("groups", "ssl_certs"):
                 if isinstance(value, str):
                     value = [value]
-                if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
-                    problems.append(Problem(file, where, "must be a list of group names"))
+                what = "group names" if key == "groups" else "absolute paths of certificate files or folders"
+                if not isinstance(value, (list, tuple)) or not all(_list_item_ok(key, v) for v in value):
+                    problems.append(Problem(file, where, f"must be a list of {what}"))
                     continue
-                kwargs[key] = tuple(sorted(set(value)))
+                kwargs[key] = tuple(sorted(set(value))) if key == "groups" else tuple(dict.fromkeys(value))
+            elif key == "retry_on":
+                bad = [w for w in str(value).split() if w not in RETRY_ON_WORDS] if isinstance(value, str) else [value]
+                if bad or not isinstance(value, str) or not value.split():
+                    problems.append(Problem(file, where, f"unknown retry-on keyword(s) {bad!r}",
+                                            hint="use HAProxy's: " + " ".join(sorted(RETRY_ON_WORDS))))
+                    continue
+                kwargs[key] = " ".join(value.split())
+            elif isinstance(default, bool):
+                if not isinstance(value, bool):
+                    problems.append(Problem(file, where, f"must be true or false, got {value!r}"))
+                    continue
+                kwargs[key] = value
             elif isinstance(default, int):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                     problems.append(Problem(file, where, f"must be a non-negative whole number, got {value!r}"))
@@ -93,10 +129,15 @@ class LbSettings(NamedTuple):
                     problems.append(Problem(file, where, f"must be text without spaces, quotes or '#', got {value!r}"))
                     continue
                 kwargs[key] = value
-        for key in ("http_port",):
+        for key in ("http_port", "https_port", "stats_port", "app_id_port"):
             port = kwargs.get(key)
-            if port is not None and not 1 <= port <= 65535:
+            if port is not None and not (1 if key == "http_port" else 0) <= port <= 65535:
                 problems.append(Problem(file, f"{path}.{key}", f"{port} is not a TCP port (1..65535)"))
+        own = [(k, kwargs.get(k, known[k])) for k in ("http_port", "https_port", "stats_port", "app_id_port")]
+        for i, (key, port) in enumerate(own):
+            for other, port2 in own[:i]:
+                if port and port == port2:
+                    problems.append(Problem(file, f"{path}.{key}", f"port {port} is also {path}.{other}"))
         if kwargs.get("min_slots") == 0:
             problems.append(Problem(file, f"{path}.min_slots", "must be at least 1"))
         for key in list(extra):
@@ -110,16 +151,18 @@ class LbSettings(NamedTuple):
 
 
 def settings_from_environment(env: Environment | None, *, config_path: str | None = None,
-                              groups: tuple[str, ...] = ()) -> LbSettings:
+                              groups: tuple[str, ...] = (), ssl_certs: tuple[str, ...] = ()) -> LbSettings:
     """LbSettings from an Environment's `haproxy` section, with --haproxy-config / --group on top.
 
     No environment: the class defaults (an offline `lb render`). With one, the sockets and the
     state file default to the config's folder, so one path is enough for a local run, and every
     path is made absolute: HAProxy re-reads its files on every reload, from wherever it runs by then.
     `bind_address: "*"` (the environment file's spelling of "every address") is written as `bind :PORT`.
+    `ssl_certs` (`--ssl-certs`) replace the environment's certificates.
     """
+    certs = [os.path.abspath(c) for c in ssl_certs]
     if env is None and config_path is None:
-        return LbSettings(groups=tuple(sorted(set(groups))))
+        return LbSettings.from_mapping({"groups": list(groups), "ssl_certs": certs})
     section = env.haproxy.model_dump() if env is not None and env.haproxy is not None else {}
     mapping = {k: v for k, v in section.items() if k not in _NOT_SETTINGS and v is not None}
     if mapping.get("bind_address") == "*":
@@ -135,6 +178,8 @@ def settings_from_environment(env: Environment | None, *, config_path: str | Non
     mapping.setdefault("state_file", os.path.join(folder, "server-state"))
     if groups:
         mapping["groups"] = list(groups)
+    if certs:
+        mapping["ssl_certs"] = certs
     for key in _PATHS:
         mapping[key] = os.path.abspath(mapping[key] if mapping.get(key) else LbSettings._field_defaults[key])
     return LbSettings.from_mapping(mapping, file=str(env.file) if env is not None else None)

@@ -32,7 +32,7 @@ def test_full_label_set_is_typed() -> None:
     assert (p0.sticky, p0.redirect_to_https) == (True, False)
     assert p0.check == CheckSpec(path="/health", interval_ms=500, rise=1, fall=5)
     p1 = parsed.for_port(1)
-    assert (p1.port, p1.mode, p1.check) == (10500, "tcp", CheckSpec())
+    assert (p1.port, p1.mode, p1.check) == (10500, "tcp", None)  # no DEPLOYKIT check label: Marathon's decides
     assert parsed.for_port(7).vhosts == ()
     assert parsed.ignored == ()
 

@@ -34,7 +34,8 @@ def test_rendered_example_app_is_routed_as_its_app_yaml_says(env_name: str) -> N
     assert (backend.check.path, backend.check.interval_ms, backend.check.rise, backend.check.fall) == (
         "/health", 1000, 2, 2)
     assert [r.vhosts for r in model.http_routes] == [("hello.local",)]
-    assert not model.port_frontends  # a vhost app is routed on the shared http frontend only
+    # a vhost app is routed on the shared http frontend, and on its service port as marathon-lb does
+    assert [(f.port, f.backend) for f in model.port_frontends] == [(10001, backend.name)]
     # local: processes on host ports; prod: Docker bridge networking, so host ports too
     assert [(s.task_id, s.address, s.port) for _, s in backend.servers] == [
         ("hello.t0", "10.0.0.5", 31000), ("hello.t1", "10.0.0.5", 31001)]

@@ -43,7 +43,8 @@ def test_vhost_app_gets_http_route_tcp_app_gets_port_frontend() -> None:
         app("/db", [task("d1", 5432)], service_port=10002),
     ], SETTINGS)
     assert [(r.backend, r.vhosts) for r in m.http_routes] == [("web_0", ("web.example.com",))]
-    assert [(f.port, f.mode, f.backend) for f in m.port_frontends] == [(10002, "tcp", "db_0")]
+    # marathon-lb binds every routed service port, the vhost app's too (east-west traffic)
+    assert [(f.port, f.mode, f.backend) for f in m.port_frontends] == [(10001, "http", "web_0"), (10002, "tcp", "db_0")]
     assert m.backends["web_0"].mode == "http" and m.backends["db_0"].mode == "tcp"
     assert addresses(m, "web_0") == [("s1", "10.0.0.1", 31001)]
     assert len(m.backends["web_0"].slots) == SETTINGS.min_slots
@@ -269,7 +270,7 @@ def test_apply_app_structure_change_and_new_and_bad_apps() -> None:
     m2, changed = apply_app(m1, app("/a", [task("a1")], vhost="new.example.com"))
     assert changed == [] and m2.http_routes[0].vhosts == ("new.example.com",)
     m3, changed = apply_app(m2, app("/c", [task("c1")], service_port=10003))
-    assert changed == ["c_0"] and [f.port for f in m3.port_frontends] == [10002, 10003]
+    assert changed == ["c_0"] and [f.port for f in m3.port_frontends] == [10001, 10002, 10003]
     m4, changed = apply_app(m3, app("/c", vhost="bad host"))
     assert changed == ["c_0"] and "c_0" not in m4.backends and m4.rejected[0].app_id == "/c"
     m5, changed = apply_app(m4, app("/c", [task("c1")], service_port=10003))
@@ -342,7 +343,7 @@ def test_labelled_ports_only_when_some_port_is_labelled() -> None:
     assert list(build_model([a], SETTINGS).backends) == ["a_0"]  # the admin ports stay off the load balancer
     a["labels"]["DEPLOYKIT_2_CHECK_PATH"] = "/health"
     m = build_model([a], SETTINGS)
-    assert list(m.backends) == ["a_0", "a_2"] and [f.port for f in m.port_frontends] == [10003]
+    assert list(m.backends) == ["a_0", "a_2"] and [f.port for f in m.port_frontends] == [10001, 10003]
     a["labels"] = {"HAPROXY_GROUP": "external"}
     assert list(build_model([a], SETTINGS).backends) == ["a_0", "a_1", "a_2"]
 
