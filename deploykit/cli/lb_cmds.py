@@ -50,6 +50,8 @@ def lb() -> None:
 @click.option("--apps-json", "apps_json", required=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="A saved /v2/apps?embed=apps.tasks response ('-' for stdin).")
 @click.option("--group", "groups", multiple=True, help="Route only apps in this HAPROXY_GROUP (repeatable).")
+@click.option("--ssl-certs", "ssl_certs", multiple=True, type=click.Path(),
+              help="Certificate file or folder for the https frontend (repeatable; like marathon-lb's --ssl-certs).")
 @click.option("--templates", "template_dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder with the haproxy/ templates to override (others: the shipped ones).")
 @out_option("-", "Where to write haproxy.cfg ('-': stdout).")
@@ -60,8 +62,8 @@ def lb() -> None:
 @click.option("--output", "-o", "output", type=FormatChoice(["text", "json"]), default="text", show_default=True,
               help="json: print the summary (skipped apps, ignored labels) as one JSON document; needs --out FILE.")
 @handle_errors("lb render")
-def render_cmd(apps_json: str, groups: tuple[str, ...], template_dir: str | None, out: str, env_name: str | None,
-               env_dir: str | None, strict: bool, quiet: bool, output: str) -> RenderResult:
+def render_cmd(apps_json: str, groups: tuple[str, ...], ssl_certs: tuple[str, ...], template_dir: str | None, out: str,
+               env_name: str | None, env_dir: str | None, strict: bool, quiet: bool, output: str) -> RenderResult:
     """Render haproxy.cfg from a saved Marathon /v2/apps?embed=apps.tasks response.
 
     \b
@@ -82,7 +84,8 @@ def render_cmd(apps_json: str, groups: tuple[str, ...], template_dir: str | None
         from deploykit.envs import load_environment  # pydantic: only when an environment is asked for
 
         env = load_environment(env_name, env_dir)
-    settings = settings_from_environment(env, groups=groups)  # the same settings and templates as `lb run`
+    # the same settings and templates as `lb run`
+    settings = settings_from_environment(env, groups=groups, ssl_certs=ssl_certs)
     renderer = renderer_for(env, template_dir)  # before reading the input: a bad template fails fast
     model = build_model(_read_apps(apps_json), settings)
     if strict and model.rejected:

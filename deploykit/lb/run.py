@@ -12,8 +12,10 @@ import queue
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from deploykit.errors import Problem, ValidationError
 from deploykit.lb.daemon import Daemon, DaemonOptions
 from deploykit.lb.haproxy import HAProxy
+from deploykit.lb.lbhost import unloadable_certificates
 from deploykit.lb.metrics import Metrics
 from deploykit.lb.settings import settings_from_environment
 from deploykit.lb.source import MarathonSource
@@ -71,6 +73,10 @@ def run(cfg: RunConfig, *, ready: Callable[[Daemon], None] | None = None) -> Non
 
     env = load_environment(cfg.env_name, cfg.env_dir)
     settings = settings_from_environment(env, config_path=cfg.haproxy_config, groups=cfg.groups)
+    bad_certs = unloadable_certificates(settings.ssl_certs)
+    if bad_certs:  # the operator's: exit 2 before anything starts
+        raise ValidationError([Problem(str(env.file), "default_attributes.deploykit.haproxy.ssl_certs",
+                                       f"{path}: {why}") for path, why in bad_certs.items()])
     urls = list(cfg.marathon_urls) or [str(u) for u in env.marathon.urls]
     zk_url = cfg.zk_url if cfg.zk_url is not None else env.marathon.zk
     zk_target = None

@@ -90,6 +90,8 @@ def rig(haproxy_factory, tmp_path):
         groups=("external",),
         min_slots=8,
         hard_stop_after="10s",
+        app_id_port=0,  # marathon-lb's fixed 9091 would collide with parallel tests
+        service_ports=False,  # vhost apps on http_in only: these tests are about slots (test_lb_parity binds them)
     )
     source = MemorySource()
     events: queue.Queue = queue.Queue()

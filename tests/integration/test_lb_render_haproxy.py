@@ -61,7 +61,7 @@ def _env_dir(tmp: Path, http_port: int, stats: Path) -> Path:
         "default_attributes": {"deploykit": {
             "marathon": {"urls": ["http://127.0.0.1:1"]},
             "haproxy": {"config": str(tmp / "haproxy.cfg"), "stats_socket": str(stats), "http_port": http_port,
-                        "bind_address": "127.0.0.1", "groups": ["external"]}}}}))
+                        "app_id_port": 0, "bind_address": "127.0.0.1", "groups": ["external"]}}}}))
     return env_dir
 
 
@@ -88,15 +88,15 @@ def test_rendered_config_routes_by_host_and_skips_bad_apps(haproxy_factory, http
     inst = haproxy_factory()  # paths and ports only; started below from the rendered file
     tcp_port = free_port()
     apps = [
-        _app("/shop/alpha", {"HAPROXY_0_VHOST": "alpha.example.com", "DEPLOYKIT_0_CHECK_PATH": "/health"}, 10001,
+        _app("/shop/alpha", {"HAPROXY_0_VHOST": "alpha.example.com", "DEPLOYKIT_0_CHECK_PATH": "/health"}, free_port(),
              [_task("a1", http_backends["alpha"])]),
         _app("/shop/beta", {"HAPROXY_0_VHOST": "beta.example.com,www.beta.example.com",
-                            "HAPROXY_0_FRONTEND_HEAD": "listen pwned\n bind :1"}, 10002,
+                            "HAPROXY_0_FRONTEND_HEAD": "listen pwned\n bind :1"}, free_port(),
              [_task("b1", http_backends["beta"])]),
-        _app("/shop/beta-api", {"HAPROXY_0_VHOST": "beta.example.com", "HAPROXY_0_PATH": "/api"}, 10003,
+        _app("/shop/beta-api", {"HAPROXY_0_VHOST": "beta.example.com", "HAPROXY_0_PATH": "/api"}, free_port(),
              [_task("g1", http_backends["gamma"])]),
         _app("/raw", {}, tcp_port, [_task("r1", http_backends["gamma"])]),
-        _app("/sick", {"HAPROXY_0_VHOST": "sick.example.com"}, 10004,
+        _app("/sick", {"HAPROXY_0_VHOST": "sick.example.com"}, free_port(),
              [{**_task("s1", http_backends["alpha"]), "healthCheckResults": [{"alive": False}]}]),
     ]
     apps += [_app(f"/evil{i}", labels, 11000 + i, [_task(f"e{i}", http_backends["alpha"])])
@@ -142,8 +142,9 @@ def test_wildcard_vhost_routes_any_name_under_it_and_exact_names_win(haproxy_fac
     an exact name of another app wins over it whatever the app ids' order, and the bare domain is not matched."""
     inst = haproxy_factory()
     apps = [
-        _app("/a/wild", {"HAPROXY_0_VHOST": "*.example.com,wild.test"}, 10001, [_task("w1", http_backends["alpha"])]),
-        _app("/z/api", {"HAPROXY_0_VHOST": "api.example.com"}, 10002, [_task("a1", http_backends["beta"])]),
+        _app("/a/wild", {"HAPROXY_0_VHOST": "*.example.com,wild.test"}, free_port(),
+             [_task("w1", http_backends["alpha"])]),
+        _app("/z/api", {"HAPROXY_0_VHOST": "api.example.com"}, free_port(), [_task("a1", http_backends["beta"])]),
     ]
     apps_file = tmp_path / "apps.json"
     apps_file.write_text(json.dumps({"apps": apps}))
@@ -228,7 +229,7 @@ def test_fuzzed_labels_never_break_the_config(tmp_path):
             if i % 10 == 0:
                 tasks.append({**_task(f"v6-{i}", 30000 + i), "host": "fd00::1"})
             apps.append(_app(f"/fuzz/app{i}", labels, 20000 + i, tasks))
-        model = build_model(apps, LbSettings(http_port=free_port(), bind_address="127.0.0.1",
+        model = build_model(apps, LbSettings(http_port=free_port(), bind_address="127.0.0.1", app_id_port=0,
                                              stats_socket=str(tmp_path / "s.sock"),
                                              state_file=str(tmp_path / "state")))
         assert model.rejected and len(model.backends) > 20, (len(model.rejected), len(model.backends))
@@ -256,7 +257,7 @@ def test_idle_keepalive_connection_survives_a_reload(haproxy_factory, http_backe
     import http.client
 
     inst = haproxy_factory()
-    apps = [_app("/shop/alpha", {"HAPROXY_0_VHOST": "alpha.example.com"}, 10001,
+    apps = [_app("/shop/alpha", {"HAPROXY_0_VHOST": "alpha.example.com"}, free_port(),
                  [_task("a1", http_backends["alpha"])])]
     apps_file = tmp_path / "apps.json"
     apps_file.write_text(json.dumps({"apps": apps}))
