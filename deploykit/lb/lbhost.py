@@ -107,13 +107,16 @@ def _certificate_problem(path: str) -> str | None:
     if not os.path.exists(path):
         return "not found"
     stem, ext = os.path.splitext(path)
+    # the key in the PEM file itself, else (as HAProxy does) in `<file>.key` or `<stem>.key`
     sides = (path + ".key", stem + ".key" if ext in (".pem", ".crt") else "")
-    key = next((k for k in sides if k and os.path.exists(k)), None)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(path, key)
-    except ssl.SSLError as exc:
-        return f"not a PEM certificate with its private key ({exc.reason or exc})"
-    except OSError as exc:
-        return f"cannot read ({exc.strerror or exc})"
-    return None
+    problem = None
+    for key in (None, *(k for k in sides if k and os.path.exists(k))):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(path, key)
+            return None
+        except ssl.SSLError as exc:
+            problem = problem or f"not a PEM certificate with its private key ({exc.reason or exc})"
+        except OSError as exc:
+            return f"cannot read ({exc.strerror or exc})"
+    return problem

@@ -263,3 +263,81 @@ def test_failed_reload_is_isolated_to_the_app_that_causes_it(rig, web_servers, m
         assert "/t1" in {r.app_id for r in daemon.model.rejected}
     finally:
         squat.close()
+
+
+def test_host_named_agents_scale_through_the_runtime_api(rig, web_servers):
+    """Tasks on agents Marathon knows by host name ("localhost") are resolved once (cached), so scaling them
+    stays in the Runtime API, which only takes addresses: no reload for 1 -> 3 -> 1."""
+    inst, settings, source, events, daemon = rig
+
+    def named(ports: list[int]) -> dict:
+        doc = app("/n", ports, "n.example.com", 10001)
+        for t in doc["tasks"]:
+            t["host"] = "localhost"
+        return doc
+
+    ports = web_servers(3)
+    source.apps["/n"] = named(ports[:1])
+    assert daemon.full_sync()
+    assert get(settings.http_port, "n.example.com") == "t0"
+    reloads, sent = inst.reload_count(), daemon.status.runtime_commands
+    for step in (ports, ports[2:]):
+        source.apps["/n"] = named(step)
+        events.put(Event("status_update_event", {"appId": "/n", "taskStatus": "TASK_RUNNING"}))
+        daemon.step(timeout=0.5)
+        want = {f"t{ports.index(p)}" for p in step}
+        assert {get(settings.http_port, "n.example.com") for _ in range(12)} == want
+    assert inst.reload_count() == reloads and daemon.status.runtime_commands > sent
+    assert "server s1 127.0.0.1:" in inst.config_path.read_text()
+    assert daemon.resolver.lookups == 1  # one look-up for every task on that agent
+
+
+def test_vhost_app_keeps_its_vhost_when_its_service_port_is_taken(rig, web_servers):
+    """marathon-lb binds vhost apps' service ports too; one taken on this host drops only that frontend
+    (reported), the vhost keeps routing; a free one is bound."""
+    import socket
+
+    inst, settings, source, _events, daemon = rig
+    daemon.settings = settings._replace(service_ports=True)
+    squat = socket.socket()
+    squat.bind(("127.0.0.1", 0))
+    squat.listen()
+    taken, free = squat.getsockname()[1], free_port()
+    try:
+        source.apps["/a"] = app("/a", web_servers(1), "a.example.com", taken)
+        source.apps["/b"] = app("/b", web_servers(1), "b.example.com", free)
+        assert daemon.full_sync()
+        assert get(settings.http_port, "a.example.com") == "t0" and get(settings.http_port, "b.example.com") == "t1"
+        assert get(free, "anything") == "t1"  # east-west: lb-host:servicePort
+        assert [d.app_id for d in daemon.live.dropped] == ["/a"] and not daemon.live.rejected
+        assert daemon.metrics.port_conflicts._value.get() == 1
+    finally:
+        squat.close()
+
+
+def test_certificates_haproxy_cannot_load(rig, web_servers, tmp_path):
+    """An app's HAPROXY_0_SSL_CERT that does not load rejects that app only; the operator's own certificate
+    broken means nothing is installed (the running config stays) until it is fixed."""
+    import subprocess
+
+    inst, settings, source, events, daemon = rig
+    key, crt, pem = tmp_path / "k", tmp_path / "c", tmp_path / "default.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(crt), "-days", "1", "-subj", "/CN=default.test"], check=True, capture_output=True, timeout=60)
+    pem.write_bytes(crt.read_bytes() + key.read_bytes())
+    daemon.settings = settings._replace(ssl_certs=(str(pem),), https_port=free_port())
+    broken = tmp_path / "app.pem"
+    broken.write_text("not a certificate")
+    source.apps["/a"] = app("/a", web_servers(1), "a.example.com", 10001)
+    source.apps["/b"] = app("/b", web_servers(1), "b.example.com", 10002, labels={"HAPROXY_0_SSL_CERT": str(broken)})
+    assert daemon.full_sync()
+    assert {r.app_id for r in daemon.live.rejected} == {"/b"} and "SSL_CERT" in daemon.live.rejected[0].reason
+    good = inst.config_path.read_text()
+    assert "https_in" in good and str(broken) not in good
+    pem.write_text("damaged")
+    source.apps["/c"] = app("/c", web_servers(1), "c.example.com", 10003)
+    events.put(Event("api_post_event", {"appDefinition": {"id": "/c"}}))
+    daemon.step(timeout=0.5)
+    assert inst.config_path.read_text() == good and "/c" not in daemon.live.owners
+    assert str(pem) in (daemon.status.last_error or "")
+    assert get(settings.http_port, "a.example.com") == "t0"
