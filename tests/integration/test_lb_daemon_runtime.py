@@ -297,7 +297,7 @@ def test_vhost_app_keeps_its_vhost_when_its_service_port_is_taken(rig, web_serve
     (reported), the vhost keeps routing; a free one is bound."""
     import socket
 
-    inst, settings, source, _events, daemon = rig
+    _inst, settings, source, _events, daemon = rig
     daemon.settings = settings._replace(service_ports=True)
     squat = socket.socket()
     squat.bind(("127.0.0.1", 0))
