@@ -3,9 +3,12 @@
 Shaped like Marathon 1.10's answer (Docker apps in the 1.5+ networking shape, health and
 readiness checks, labels as deploykit renders them, five tasks each with health results),
 so parsing and routing cost what they cost on a real cluster. 3,000 apps x 5 tasks is
-about 14 MB, like the issue's reference response.
+about 14 MB, like the issue's reference response. `--style marathon-lb` labels the apps the way
+apps deployed by other tools are (HAPROXY_GROUP, HAPROXY_0_VHOST, no DEPLOYKIT_* labels, so the
+HAProxy-side check must come from Marathon's health check), as issue 14's comparison uses.
 
     .venv/bin/python bench/gen_apps.py --apps 3000 --tasks 5 -o /tmp/apps-3000.json
+    .venv/bin/python bench/gen_apps.py --apps 1000 --style marathon-lb -o /tmp/mlb-1000.json
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import random
 
 
-def make_app(i: int, tasks: int, rng: random.Random) -> dict:
+def make_app(i: int, tasks: int, rng: random.Random, style: str = "deploykit") -> dict:
     team = f"team{i % 40:02d}"
     name = f"svc{i:05d}"
     app_id = f"/{team}/{name}"
@@ -38,6 +41,9 @@ def make_app(i: int, tasks: int, rng: random.Random) -> dict:
         labels["DEPLOYKIT_0_CHECK_PATH"] = "/health"
         if i % 7 == 0:
             labels["HAPROXY_0_PATH"] = "/api"
+    image = labels["DEPLOYKIT_IMAGE"]
+    if style == "marathon-lb":
+        labels = {k: v for k, v in labels.items() if not k.startswith("DEPLOYKIT_")}
     version = f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:17.{i % 1000:03d}Z"
     task_list = []
     for k in range(tasks):
@@ -70,7 +76,7 @@ def make_app(i: int, tasks: int, rng: random.Random) -> dict:
         "constraints": [["hostname", "UNIQUE"]],
         "container": {
             "type": "DOCKER",
-            "docker": {"forcePullImage": False, "image": labels["DEPLOYKIT_IMAGE"], "parameters": [],
+            "docker": {"forcePullImage": False, "image": image, "parameters": [],
                        "privileged": False},
             "volumes": [],
             "portMappings": [{"containerPort": 8080, "hostPort": 0, "labels": {}, "name": "http",
@@ -78,7 +84,7 @@ def make_app(i: int, tasks: int, rng: random.Random) -> dict:
         },
         "cpus": 0.5,
         "disk": 0,
-        "env": {"LOG_LEVEL": "info", "DEPLOYKIT_CONFIG_PREFIX": f"config{app_id}/{labels['DEPLOYKIT_CONFIG_HASH']}"},
+        "env": {"LOG_LEVEL": "info", "DEPLOYKIT_CONFIG_PREFIX": f"config{app_id}/{i:08x}"},
         "executor": "",
         "healthChecks": [{"gracePeriodSeconds": 30, "intervalSeconds": 10, "maxConsecutiveFailures": 3,
                           "portIndex": 0, "timeoutSeconds": 5, "delaySeconds": 15, "protocol": "MESOS_HTTP",
@@ -104,9 +110,9 @@ def make_app(i: int, tasks: int, rng: random.Random) -> dict:
     }
 
 
-def make_apps(n_apps: int, tasks: int, seed: int = 8) -> dict:
+def make_apps(n_apps: int, tasks: int, seed: int = 8, style: str = "deploykit") -> dict:
     rng = random.Random(seed)
-    return {"apps": [make_app(i, tasks, rng) for i in range(n_apps)]}
+    return {"apps": [make_app(i, tasks, rng, style) for i in range(n_apps)]}
 
 
 def main() -> None:
@@ -114,10 +120,11 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=3000)
     parser.add_argument("--tasks", type=int, default=5)
     parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument("--style", choices=["deploykit", "marathon-lb"], default="deploykit")
     parser.add_argument("-o", "--out", required=True)
     args = parser.parse_args()
     with open(args.out, "w") as f:
-        json.dump(make_apps(args.apps, args.tasks, args.seed), f, separators=(",", ":"))
+        json.dump(make_apps(args.apps, args.tasks, args.seed, args.style), f, separators=(",", ":"))
 
 
 if __name__ == "__main__":
