@@ -66,7 +66,7 @@ class LbSettings(NamedTuple):
     ssl_certs: tuple[str, ...] = ()  # certificate files or folders (HAProxy `crt`), like marathon-lb's --ssl-certs
     # what HAProxy retries on another server: never the app's own answers (a 500 is the app's, and
     # retrying it doubles the load of a failing release and hides it from clients); widen it here
-    retry_on: str = "conn-failure empty-response response-timeout 502 503 504"
+    retry_on: str = "conn-failure empty-response junk-response response-timeout 502 503 504"
     stats_port: int = 0  # stats page (/haproxy?stats) + Prometheus exporter (/metrics); 0: off
     app_id_port: int = 9091  # marathon-lb's X-Marathon-App-Id frontend; 0: off
     extra: Mapping[str, Any] = _NO_EXTRA  # read-only; from_mapping puts unknown keys here

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from deploykit.errors import UnreachableError
 from deploykit.lb.haproxy import parse_show_proc, socket_command
 from tests.harness.common import free_port, wait_until
 from tests.harness.devcluster import wait_for
@@ -112,6 +113,7 @@ class LbRun:
         zk: str | None = None,
         extra: list[str] = (),
         quick_start: bool = False,
+        tls_cert: Path | None = None,
     ):
         self.dir = workdir
         self.quick_start = quick_start  # no --haproxy-config: the env file's relative paths, run from `workdir`
@@ -122,6 +124,10 @@ class LbRun:
         dk["marathon"]["urls"] = marathon_urls or ["http://127.0.0.1:1"]  # ZK-only: a dead fallback URL
         dk["haproxy"]["http_port"] = self.http_port
         dk["haproxy"]["bind_address"] = "127.0.0.1"
+        self.https_port = free_port() if tls_cert is not None else None
+        if tls_cert is not None:
+            dk["haproxy"]["ssl_certs"] = [str(tls_cert)]
+            dk["haproxy"]["https_port"] = self.https_port
         (workdir / "env").mkdir(parents=True, exist_ok=True)
         (workdir / "env" / "local.json").write_text(json.dumps(env))
         self.config = (
@@ -180,6 +186,11 @@ class LbRun:
         return total
 
     def reloads(self) -> int:
+        # the master re-executes itself on every reload: its CLI refuses connections for that moment
+        for _ in range(50):
+            with contextlib.suppress(UnreachableError):
+                return parse_show_proc(socket_command(self.config.parent / "master.sock", "show proc")).master.reloads
+            time.sleep(0.05)
         return parse_show_proc(socket_command(self.config.parent / "master.sock", "show proc")).master.reloads
 
     def get(self, vhost: str, path: str = "/id") -> requests.Response:
@@ -248,8 +259,9 @@ def dc(devcluster_factory):
 def lb_factory(tmp_path):
     made: list[LbRun] = []
 
-    def make(marathon_urls: list[str], zk: str | None = None, extra: list[str] = (), quick_start=False) -> LbRun:
-        lb = LbRun(tmp_path / f"lb{len(made)}", marathon_urls, zk, extra, quick_start)
+    def make(marathon_urls: list[str], zk: str | None = None, extra: list[str] = (), quick_start=False,
+             tls_cert: Path | None = None) -> LbRun:
+        lb = LbRun(tmp_path / f"lb{len(made)}", marathon_urls, zk, extra, quick_start, tls_cert)
         made.append(lb)
         return lb.start()
 
@@ -298,9 +310,12 @@ class LoadGen:
     delayed), so the achieved rate is the target unless HAProxy or the backends stall.
     """
 
-    def __init__(self, port: int, vhosts: list[str], rate: float = 100.0, threads: int = 8, path: str = "/id"):
+    def __init__(self, port: int, vhosts: list[str], rate: float = 100.0, threads: int = 8, path: str = "/id",
+                 https_port: int | None = None):
         self.port, self.vhosts, self.rate, self.threads, self.path = port, vhosts, rate, threads, path
+        self.https_port = https_port  # given: 3 of 8 threads go through TLS (keep-alive ones, one reconnecting)
         self.ok = 0
+        self.tls_ok = 0
         self.failed: list[str] = []
         self.done_at: list[float] = []  # wall-clock end of every successful request
         self.started = self.stopped = 0.0
@@ -321,6 +336,9 @@ class LoadGen:
         # half the threads reuse one keep-alive connection, half open a new one per request, so both
         # idle connections held across a reload and connects during the listener hand-over are tested
         headers = {} if i % 2 == 0 else {"Connection": "close"}
+        # a TLS handshake per request is costly for a Python client on 2 shared cores: one such thread
+        tls = self.https_port is not None and (i % 4 == 2 or i == 3)
+        base = f"https://127.0.0.1:{self.https_port}" if tls else f"http://127.0.0.1:{self.port}"
         period = self.threads / self.rate
         n = 0
         next_at = self.started + i * period / self.threads
@@ -329,8 +347,8 @@ class LoadGen:
             vhost = self.vhosts[(i + n) % len(self.vhosts)]
             n += 1
             try:
-                url = f"http://127.0.0.1:{self.port}{self.path}"
-                r = session.get(url, headers={"Host": vhost, **headers}, timeout=5)
+                # verify=False per request: a CA bundle from the environment would override a session setting
+                r = session.get(base + self.path, headers={"Host": vhost, **headers}, timeout=5, verify=not tls)
                 good = r.status_code == 200
                 detail = f"{time.monotonic() - self.started:.2f}s {vhost}: HTTP {r.status_code}"
             except requests.RequestException as exc:
@@ -338,6 +356,7 @@ class LoadGen:
             with self._lock:
                 if good:
                     self.ok += 1
+                    self.tls_ok += tls
                     self.done_at.append(time.time())
                 else:
                     self.failed.append(detail)
@@ -370,8 +389,9 @@ LOAD_SECONDS = 60.0
 LOAD_RATE = 100.0
 
 
-def test_zero_drop_during_rolling_redeploys_scaling_and_reloads(dc, lb_factory, record_summary):
-    """100 req/s for 60 s through 10 rolling redeploys, 10 scale changes and 10 real HAProxy reloads.
+def test_zero_drop_during_rolling_redeploys_scaling_and_reloads(dc, lb_factory, record_summary, tmp_path):
+    """100 req/s for 60 s through 10 rolling redeploys, 10 scale changes and 10 real HAProxy reloads,
+    over a third of it over TLS (the https frontend, a self-signed certificate made here).
 
     The redeploys and scale changes fit the backends' slots (Runtime API only); the reloads are
     forced by adding and removing a third vhost app (a backend appears / disappears), so the load
@@ -383,14 +403,19 @@ def test_zero_drop_during_rolling_redeploys_scaling_and_reloads(dc, lb_factory, 
     put_app(base, web_app("/zd/b", "zb.test", 2))
     settled(base, "/zd/a", 2)
     settled(base, "/zd/b", 2)
-    lb = lb_factory([base])
+    cert = tmp_path / "tls.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "k"),
+                    "-out", str(tmp_path / "c"), "-days", "1", "-subj", "/CN=zd.test"], check=True, capture_output=True,
+                   timeout=60)
+    cert.write_bytes((tmp_path / "c").read_bytes() + (tmp_path / "k").read_bytes())
+    lb = lb_factory([base], tls_cert=cert)
     wait_for(lambda: len(lb.routed("za.test")) == 2 and len(lb.routed("zb.test")) == 2, 20, "both apps routed")
     reloads0 = lb.reloads()
     commands0 = lb.metric("deploykit_lb_runtime_commands_total")
     load_wall0 = time.time()
     redeploys = scales = forced = 0
     step = LOAD_SECONDS / 10
-    with LoadGen(lb.http_port, ["za.test", "zb.test"], rate=LOAD_RATE) as load:
+    with LoadGen(lb.http_port, ["za.test", "zb.test"], rate=LOAD_RATE, https_port=lb.https_port) as load:
         time.sleep(1.0)  # traffic is flowing before the first change
         for i in range(10):
             before = lb.reloads()
@@ -417,6 +442,7 @@ def test_zero_drop_during_rolling_redeploys_scaling_and_reloads(dc, lb_factory, 
     summary = {
         "requests": load.total,
         "ok": load.ok,
+        "ok_over_tls": load.tls_ok,
         "failed": len(load.failed),
         "seconds": round(load.seconds, 2),
         "target_rps": LOAD_RATE,
@@ -432,6 +458,7 @@ def test_zero_drop_during_rolling_redeploys_scaling_and_reloads(dc, lb_factory, 
     record_summary("lb_zero_drop", summary)
     print(f"\nzero-drop: {json.dumps(summary)}")
     assert load.failed == [], summary
+    assert load.tls_ok >= 0.3 * load.total, summary
     assert load.total >= 0.9 * LOAD_RATE * load.seconds, f"the load generator fell behind its rate: {summary}"
     assert load.seconds >= LOAD_SECONDS - 1, summary
     assert reloads == forced == 10, f"each added/removed app is exactly one reload, nothing else: {summary}"

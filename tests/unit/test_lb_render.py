@@ -49,7 +49,7 @@ def test_config_has_global_defaults_frontends_and_backends() -> None:
         "    retries 3",
         "    option redispatch",
         "    load-server-state-from-file global",
-        "    retry-on conn-failure empty-response response-timeout 502 503 504",
+        "    retry-on conn-failure empty-response junk-response response-timeout 502 503 504",
         "    bind 127.0.0.1:18080",
         "    use_backend api_0 if { req.hdr(host),field(1,:),lower -m str shop.example.com } { path_beg /api }",
         "    use_backend shop_cart_0 if { req.hdr(host),field(1,:),lower -m str cart.example.com }",
