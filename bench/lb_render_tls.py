@@ -31,7 +31,8 @@ from gen_apps import make_apps  # noqa: E402
 def _render(path: Path, out: Path, cert: Path | None) -> lb_render.Sample:
     deploykit = Path(sys.executable).parent / "deploykit"
     tls = ["--ssl-certs", str(cert)] if cert else []
-    argv = [str(deploykit), "lb", "render", "--apps-json", str(path), "--group", "external", *tls, "-o", str(out), "-q"]
+    argv = [str(deploykit), "lb", "render", "--apps-json", str(path), "--group", "external", *tls,
+            "--out", str(out), "-q"]
     return lb_render._run(argv)[0]
 
 

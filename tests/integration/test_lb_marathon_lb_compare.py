@@ -140,7 +140,7 @@ def test_routes_what_marathon_lb_routes_with_the_same_checks(tmp_path):
 
     out = tmp_path / "haproxy.cfg"
     proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(apps_file), "--group", "external",
-                           "--ssl-certs", str(pem), "--strict", "-o", str(out)], capture_output=True, text=True,
+                           "--ssl-certs", str(pem), "--strict", "--out", str(out)], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     ours = routing_of(out.read_text())

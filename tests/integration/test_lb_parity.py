@@ -164,7 +164,7 @@ def test_marathon_lb_features_through_a_live_haproxy(haproxy_factory, tmp_path):
                         "http_port": http_port, "https_port": https_port, "stats_port": stats_port,
                         "app_id_port": appid_port, "bind_address": "127.0.0.1", "groups": ["external"]}}}}))
     proc = subprocess.run([*DEPLOYKIT, "lb", "render", "--apps-json", str(apps_file), "--env", "itest", "--env-dir",
-                           str(env_dir), "--ssl-certs", str(certs), "--strict", "-o", str(inst.config_path)],
+                           str(env_dir), "--ssl-certs", str(certs), "--strict", "--out", str(inst.config_path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     text = inst.config_path.read_text()
