@@ -313,6 +313,8 @@ def _classify(key: str) -> tuple[str, int, str] | None:
     if key.startswith("HAPROXY_"):
         if key == HAPROXY_GROUP:
             return ("group", 0, "")
+        if key.startswith("HAPROXY_DEPLOYMENT_"):
+            return ("ignore", 0, "marathon-lb zero-downtime-deploy (zdd.py) label: deploykit deploy rolls out itself")
         m = _HAPROXY_INDEXED.match(key)
         if m is None or m.group(2) not in HAPROXY_PORT_KEYS:
             return ("ignore", 0, "raw HAProxy settings in labels are never applied")

@@ -183,6 +183,7 @@ class RenderResult(NamedTuple):
         m = self.model
         lines = [f"skipped {shown(r.app_id)}: {shown(r.reason)}" for r in m.rejected]
         lines += [f"ignored {shown(i.app_id)} {shown(i.label)}: {shown(i.reason)}" for i in m.ignored]
+        lines += [f"dropped {shown(d.app_id)} {shown(d.reason)} (its vhost routing stays)" for d in m.dropped]
         lines.append(self.summary())
         return lines
 
@@ -192,4 +193,5 @@ class RenderResult(NamedTuple):
             "out": self.out, "bytes": self.size, "backends": len(m.backends), "servers": m.server_count,
             "rejected": [{"app_id": r.app_id, "reason": r.reason} for r in m.rejected],
             "ignored": [{"app_id": i.app_id, "label": i.label, "reason": i.reason} for i in m.ignored],
+            "dropped": [{"app_id": d.app_id, "reason": d.reason, "holder": d.holder} for d in m.dropped],
         }
