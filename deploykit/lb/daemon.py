@@ -32,7 +32,7 @@ from deploykit.errors import DeployKitError, UnreachableError
 from deploykit.lb import changes as lbchanges
 from deploykit.lb import model as lbmodel
 from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed, RuntimeResult
-from deploykit.lb.lbhost import HostResolver, unbindable, unloadable_certificates
+from deploykit.lb.lbhost import HostResolver, unbindable_frontends, unloadable_certificates
 from deploykit.lb.metrics import Metrics
 from deploykit.lb.settings import LbSettings
 from deploykit.lb.source import Connected, Event, LeaderChanged, MarathonSource, ZkReconnected, apps_touched
@@ -429,24 +429,16 @@ class Daemon:
         routing and only loses the frontend (lb.claims, `service_port_dropped`). Only ports the running
         config does not bind yet are probed (HAProxy holds the others).
         """
-        bound = {(f.bind_address, f.port) for f in self.live.port_frontends} if self.live is not None else set()
-        fresh: dict[str, dict[int, str]] = {}
-        for f in new.port_frontends:
-            if (f.bind_address, f.port) not in bound:
-                fresh.setdefault(f.bind_address, {})[f.port] = f.backend
-        if not fresh:
-            self._port_refused = {}
-            return new
+        bound = self.live.port_frontends if self.live is not None else ()
         refused: dict[str, int] = {}
         reasons: dict[int, str] = {}
-        for address, ports in fresh.items():
-            for port, reason in sorted(unbindable(address, ports).items()):
-                app_id = new.backends[ports[port]].app_id
-                if self._port_refused.get(app_id) != port:  # log and count a conflict once, not on every probe
-                    self.metrics.port_conflicts.inc()
-                    self._log("port_unavailable", level=logging.WARNING, app=app_id, port=port, reason=reason)
-                refused[app_id] = port
-                reasons[port] = f"a process on this host ({reason})"
+        for port, (backend, reason) in sorted(unbindable_frontends(bound, new.port_frontends).items()):
+            app_id = new.backends[backend].app_id
+            if self._port_refused.get(app_id) != port:  # log and count a conflict once, not on every probe
+                self.metrics.port_conflicts.inc()
+                self._log("port_unavailable", level=logging.WARNING, app=app_id, port=port, reason=reason)
+            refused[app_id] = port
+            reasons[port] = f"a process on this host ({reason})"
         self._port_refused = refused
         return lbmodel.refuse_ports(new, reasons)
 
@@ -458,14 +450,7 @@ class Daemon:
         if not wanted:
             return new
         bad = unloadable_certificates(wanted)
-        if not bad:
-            return new
-        reasons = {}
-        for app_id, state in new.sources.apps.items():
-            for route in state.routes:
-                if route.labels.ssl_cert in bad:
-                    reasons[app_id] = f"port {route.index}: HAPROXY_{route.index}_SSL_CERT {bad[route.labels.ssl_cert]}"
-        return lbmodel.refuse_apps(new, reasons)
+        return lbmodel.refuse_apps(new, lbmodel.certificate_rejections(new, bad)) if bad else new
 
     def _refuse_known_culprits(self, new: lbmodel.RoutingModel) -> lbmodel.RoutingModel:
         """Apps that made a reload fail stay out until their routing changes (no failed reload twice)."""

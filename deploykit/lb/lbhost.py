@@ -40,6 +40,20 @@ def unbindable(address: str, ports: Iterable[int]) -> dict[int, str]:
 
 
 
+def unbindable_frontends(bound: Iterable, wanted: Iterable) -> dict[int, tuple[str, str]]:
+    """Service-port frontends (`PortFrontend`s) in `wanted` this host cannot listen on -> (backend, reason).
+
+    Only the ones the running config (`bound`) does not hold yet are probed: HAProxy holds the others.
+    """
+    held = {(f.bind_address, f.port) for f in bound}
+    fresh: dict[str, dict[int, str]] = {}
+    for f in wanted:
+        if (f.bind_address, f.port) not in held:
+            fresh.setdefault(f.bind_address, {})[f.port] = f.backend
+    return {port: (ports[port], reason)
+            for address, ports in fresh.items() for port, reason in unbindable(address, ports).items()}
+
+
 class HostResolver:
     """Agent host name -> IPv4/IPv6 address, cached (`lb.appstate` calls it once per task).
 
@@ -103,9 +117,23 @@ def unloadable_certificates(paths: Iterable[str]) -> dict[str, str]:
     return bad
 
 
+_CHECKED: dict[tuple[str, int, int], str | None] = {}  # (path, mtime_ns, size) -> problem: checked once per version
+
+
 def _certificate_problem(path: str) -> str | None:
-    if not os.path.exists(path):
+    try:
+        st = os.stat(path)
+    except OSError:
         return "not found"
+    key = (path, st.st_mtime_ns, st.st_size)
+    if key not in _CHECKED:
+        if len(_CHECKED) > 4096:
+            _CHECKED.clear()
+        _CHECKED[key] = _load_problem(path)
+    return _CHECKED[key]
+
+
+def _load_problem(path: str) -> str | None:
     stem, ext = os.path.splitext(path)
     # the key in the PEM file itself, else (as HAProxy does) in `<file>.key` or `<stem>.key`
     sides = (path + ".key", stem + ".key" if ext in (".pem", ".crt") else "")

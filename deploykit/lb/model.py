@@ -470,6 +470,16 @@ def refuse_apps(model: RoutingModel, reasons: Mapping[str, str]) -> RoutingModel
     return new._replace(sources=sources)
 
 
+def certificate_rejections(model: RoutingModel, bad: Mapping[str, str]) -> dict[str, str]:
+    """App id -> why, for the apps whose HAPROXY_{n}_SSL_CERT is among the `bad` files (path -> problem)."""
+    reasons = {}
+    for app_id, state in model.sources.apps.items():
+        for route in state.routes:
+            if route.labels.ssl_cert in bad:
+                reasons[app_id] = f"port {route.index}: HAPROXY_{route.index}_SSL_CERT {bad[route.labels.ssl_cert]}"
+    return reasons
+
+
 def refuse_ports(model: RoutingModel, reasons: Mapping[int, str]) -> RoutingModel:
     """`model` without frontends on the service ports in `reasons` (port -> why, e.g. another process on the
     LB host listens there): a tcp/plain app needing one is rejected, a vhost/path app only loses that

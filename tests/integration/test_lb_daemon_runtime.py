@@ -240,7 +240,7 @@ def test_failed_reload_is_isolated_to_the_app_that_causes_it(rig, web_servers, m
     squat.bind(("127.0.0.1", 0))
     squat.listen()
     taken = squat.getsockname()[1]
-    monkeypatch.setattr("deploykit.lb.daemon.unbindable", lambda address, ports: {})  # the probe misses it
+    monkeypatch.setattr("deploykit.lb.lbhost.unbindable", lambda address, ports: {})  # the probe misses it
     tcp = {"HAPROXY_0_MODE": "tcp"}
     free = [free_port() for _ in range(3)]
     for i, port in enumerate([free[0], taken, free[1], free[2]]):
