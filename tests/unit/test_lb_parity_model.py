@@ -205,3 +205,17 @@ def test_unloadable_certificates(tmp_path) -> None:
     bad = unloadable_certificates([str(good), str(folder), str(cert_only), str(tmp_path / "missing.pem")])
     assert set(bad) == {str(cert_only), str(tmp_path / "missing.pem")}
     assert bad[str(tmp_path / "missing.pem")] == "not found"
+
+
+def test_render_report_names_dropped_service_ports() -> None:
+    from deploykit.lb.render import RenderResult
+
+    m = build_model([app("/db", [task("d1")], service_port=10001, labels={"HAPROXY_0_MODE": "tcp"},
+                         versionInfo={"lastConfigChangeAt": "2020-01-01T00:00:00Z"}),
+                     app("/web", [task("w1")], vhost="web.example.com", service_port=10001,
+                         versionInfo={"lastConfigChangeAt": "2021-01-01T00:00:00Z"})], SETTINGS)
+    result = RenderResult(m, "out.cfg", 1)
+    assert "dropped /web port 0: service port 10001 is already used by /db (its vhost routing stays)" in \
+        result.report_lines()
+    assert result.to_dict()["dropped"] == [{"app_id": "/web", "holder": "/db",
+                                            "reason": "port 0: service port 10001 is already used by /db"}]
