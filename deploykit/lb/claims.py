@@ -72,9 +72,10 @@ def describe(key: ClaimKey) -> str:
     return f"host {key[1]} path {key[2]}"
 
 
-def _conflict(app_id: str, index: int, key: ClaimKey, holder: str) -> Rejected:
+def _conflict(app_id: str, index: int, key: ClaimKey, holder: str, on_host: bool = False) -> Rejected:
+    """`on_host`: something outside the routing (another process on the LB host) holds the key: no holder."""
     verb = "is already used by" if key[0] == "port" else "is already routed to"
-    return Rejected(app_id, f"port {index}: {describe(key)} {verb} {holder}", holder)
+    return Rejected(app_id, f"port {index}: {describe(key)} {verb} {holder}", None if on_host else holder)
 
 
 def claim_order(apps: Mapping[str, Claimant], holders: Mapping[ClaimKey, str]) -> list[str]:
@@ -87,8 +88,10 @@ def resolve(
     apps: Mapping[str, Claimant],
     holders: Mapping[ClaimKey, str],
     reserved: Mapping[ClaimKey, str] | None = None,
+    unavailable: Mapping[ClaimKey, str] | None = None,
 ) -> Resolution:
-    """Grant every app all of its keys or none; `reserved` keys belong to the LB itself (its http port)."""
+    """Grant every app its required keys or nothing; `reserved` keys belong to the LB itself (its own
+    frontends), `unavailable` ones to something else on the LB host (a port another process listens on)."""
     claimed: dict[str, list[tuple[int, ClaimKey, bool]]] = {}
     problems: dict[str, str] = {}
     for app_id, state in apps.items():
@@ -96,7 +99,7 @@ def resolve(
         if problem:
             problems[app_id] = problem
     wanted_by = {app_id: {k for _, k, _ in keys} for app_id, keys in claimed.items() if app_id not in problems}
-    taken: dict[ClaimKey, str] = dict(reserved or {})
+    taken: dict[ClaimKey, str] = {**(unavailable or {}), **(reserved or {})}
     winners: list[str] = []
     conflicts: list[Rejected] = []
     dropped: list[Rejected] = []
@@ -117,11 +120,12 @@ def resolve(
                 if holder is not None and holder != app_id and holder not in lost and key in wanted_by.get(holder, ()):
                     other = holder
             if other is not None:
+                on_host = unavailable is not None and unavailable.get(key) == other
                 if secondary:
-                    skipped.append(_conflict(app_id, index, key, other))
+                    skipped.append(_conflict(app_id, index, key, other, on_host))
                     skipped_keys.add(key)
                     continue
-                conflict = _conflict(app_id, index, key, other)
+                conflict = _conflict(app_id, index, key, other, on_host)
                 break
         if conflict is not None:
             conflicts.append(conflict)
@@ -132,5 +136,5 @@ def resolve(
                 taken[key] = app_id
         dropped.extend(skipped)
         winners.append(app_id)
-    granted = {k: v for k, v in taken.items() if reserved is None or k not in reserved}
+    granted = {k: v for k, v in taken.items() if k not in (reserved or {}) and k not in (unavailable or {})}
     return Resolution(winners, conflicts, granted, dropped)

@@ -263,10 +263,8 @@ def _assemble(
     port_frontends: list[PortFrontend] = []
     owners: dict[str, tuple[str, ...]] = {}
     holders = initial_claims if initial_claims is not None else (prev.claims if prev is not None else _NO_CLAIMS)
-    reserved = reserved_ports(settings)
-    for port, reason in (refused_ports or {}).items():
-        reserved.setdefault(("port", port), reason)
-    resolution = claims.resolve(apps, holders, reserved)
+    unavailable = {("port", port): reason for port, reason in (refused_ports or {}).items()}
+    resolution = claims.resolve(apps, holders, reserved_ports(settings), unavailable)
     granted = resolution.claims
     conflicts: list[Rejected] = resolution.conflicts
     app_certs: set[str] = set()

@@ -95,6 +95,7 @@ def test_refused_ports_drop_a_vhost_frontend_but_reject_a_tcp_app() -> None:
     new = refuse_ports(m, {10001: "a process on this host", 10002: "a process on this host"})
     assert not new.port_frontends and [r.backend for r in new.http_routes] == ["web_0"]
     assert [r.app_id for r in new.rejected] == ["/db"] and "a process on this host" in new.rejected[0].reason
+    assert new.rejected[0].holder is None  # not another app: reported as app_rejected, not as a route conflict
     assert [d.app_id for d in new.dropped] == ["/web"]
 
 
