@@ -19,7 +19,7 @@ from deploykit.lb.haproxy import HAProxy
 from deploykit.lb.render import Renderer
 from deploykit.lb.settings import LbSettings
 from deploykit.lb.source import LeaderSource
-from tests.harness.common import NamedHTTPServer, free_port
+from tests.harness.common import NamedHTTPServer, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -207,6 +207,7 @@ def test_haproxy_killed_is_restarted_on_the_next_change(rig, web_servers):
     source.apps["/a"] = app("/a", ports[:1], "a.example.com", 10001)
     assert daemon.full_sync()
     inst.kill()  # master and workers gone, sockets left behind
+    wait_until(lambda: not daemon.haproxy.master_alive(), 5, "the killed master gone")
     source.apps["/a"] = app("/a", ports, "a.example.com", 10001)
     events.put(Event("status_update_event", {"appId": "/a", "taskStatus": "TASK_RUNNING"}))
     daemon.step(timeout=0.5)
@@ -222,7 +223,7 @@ def test_haproxy_worker_killed_is_restarted_without_any_change(rig, web_servers)
     source.apps["/a"] = app("/a", web_servers(1), "a.example.com", 10001)
     assert daemon.full_sync()
     inst.kill()
-    assert not daemon.haproxy.running()
+    wait_until(lambda: not daemon.haproxy.master_alive(), 5, "the killed master gone")
     daemon.step(timeout=0.1)
     assert daemon.haproxy.running() and daemon.metrics.haproxy_restarts._value.get() == 1
     assert get(settings.http_port, "a.example.com") == "t0"
