@@ -19,18 +19,16 @@ Shape (supervisor-style, one thread acts):
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from deploykit.atomicfile import atomic_write
 from deploykit.errors import DeployKitError, UnreachableError
 from deploykit.lb import changes as lbchanges
 from deploykit.lb import model as lbmodel
+from deploykit.lb import routes_file
 from deploykit.lb.haproxy import ConfigInvalid, HAProxy, ReloadFailed, RuntimeResult
 from deploykit.lb.lbhost import HostResolver, unbindable_frontends, unloadable_certificates
 from deploykit.lb.metrics import Metrics
@@ -508,29 +506,22 @@ class Daemon:
         return self.live is model or self._install_full(model, t0, reason="failed reload isolated", isolate=False)
 
     # ------------------------------------------------------------ route ownership across restarts
-    @property
-    def routes_path(self) -> Path:
-        """Which app holds each port and host+path in the installed config (lb.claims), next to the config."""
-        return self.haproxy.config_path.with_name(self.haproxy.config_path.name + ".routes.json")
-
     def _save_routes(self, new: lbmodel.RoutingModel) -> None:
         if self.live is not None and self.live.claims == new.claims:
             return
-        doc = sorted([*key, app_id] for key, app_id in new.claims.items())
+        path = routes_file.path_for(self.haproxy.config_path)
         try:
-            atomic_write(self.routes_path, json.dumps(doc, separators=(",", ":")) + "\n")
+            routes_file.save(path, new.claims)
         except OSError as exc:  # routing goes on; only a restart would fall back to Marathon's versions
-            self._log("routes_not_saved", level=logging.WARNING, path=str(self.routes_path), error=str(exc))
+            self._log("routes_not_saved", level=logging.WARNING, path=str(path), error=str(exc))
 
     def _saved_routes(self) -> dict[tuple, str] | None:
         """The routing installed before a restart, so a holder keeps its routes against a newcomer."""
+        path = routes_file.path_for(self.haproxy.config_path)
         try:
-            doc = json.loads(self.routes_path.read_text())
-            return {tuple(row[:-1]): row[-1] for row in doc}
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, TypeError, IndexError) as exc:
-            self._log("routes_unreadable", level=logging.WARNING, path=str(self.routes_path), error=str(exc))
+            return routes_file.load(path)
+        except ValueError as exc:
+            self._log("routes_unreadable", level=logging.WARNING, path=str(path), error=str(exc))
             return None
 
     # ------------------------------------------------------------ reporting

@@ -157,3 +157,16 @@ def test_lb_run_with_its_metrics_port_taken_is_invalid_input_with_a_hint(tmp_pat
         assert "Traceback" not in result.output and "--metrics-addr" in result.stderr
         assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "127.0.0.1:0" in result.stderr
     assert not (tmp_path / "h.cfg").exists()
+
+
+def test_saved_routes_round_trip_and_a_broken_file_is_reported(tmp_path):
+    from deploykit.lb import routes_file
+
+    path = routes_file.path_for(tmp_path / "haproxy.cfg")
+    assert path.name == "haproxy.cfg.routes.json" and routes_file.load(path) is None
+    claims = {("port", 10001): "/a", ("vhost", "web.example.com", "/"): "/b"}
+    routes_file.save(path, claims)
+    assert routes_file.load(path) == claims
+    path.write_text("{not json")
+    with pytest.raises(ValueError):
+        routes_file.load(path)
