@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -26,7 +27,11 @@ def require_binary(name: str) -> str:
     path = shutil.which(name)
     if path:
         return path
-    msg = f"{name} is not installed (run scripts/setup.sh)"
+    unavailable(f"{name} is not installed (run scripts/setup.sh)")
+
+
+def unavailable(msg: str) -> NoReturn:
+    """A service or tool a test needs is missing: a failure under CI=true (never a silent skip), else a skip."""
     if IN_CI:
         pytest.fail(msg)
     pytest.skip(msg)

@@ -19,28 +19,22 @@ from pathlib import Path
 import pytest
 
 from deploykit.devcluster import docker_engine
-from tests.harness.common import IN_CI
+from tests.harness.common import unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _unavailable(msg: str) -> None:
-    if IN_CI:
-        pytest.fail(msg)
-    pytest.skip(msg)
 
 
 @pytest.fixture(scope="session")
 def docker_engine_ready():
     """The Engine we use this session (an `Engine`; `.pid` set when this session started dockerd)."""
     if docker_engine.docker_cli() is None:
-        _unavailable("docker is not installed (run scripts/setup.sh)")
+        unavailable("docker is not installed (run scripts/setup.sh)")
     version = docker_engine.engine_version()
     if version:
         yield docker_engine.Engine(docker_engine.engine_address(), version)
         return
     if not docker_engine.can_start_dockerd():
-        _unavailable(f"no Docker engine answers at {docker_engine.engine_address()} and this user cannot start "
+        unavailable(f"no Docker engine answers at {docker_engine.engine_address()} and this user cannot start "
                      "dockerd (needs root and docker.io)")
     log = Path(tempfile.gettempdir()) / "dk-test-dockerd.log"
     engine = docker_engine.start_dockerd(log)
@@ -58,7 +52,7 @@ def docker_base(docker_engine_ready, registry) -> str:
     cli = docker_engine.docker_cli()
     assert cli is not None
     if shutil.which("mmdebstrap") is None and not _engine_has_base(cli):
-        _unavailable("mmdebstrap is not installed (run scripts/setup.sh)")
+        unavailable("mmdebstrap is not installed (run scripts/setup.sh)")
     return ensure_base_image(registry.host, cli, log=lambda _msg: None)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.common import IN_CI, free_port, spawn, stop_group, wait_until
+from tests.harness.common import free_port, spawn, stop_group, unavailable, wait_until
 
 ZK_CLASSPATH = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/*"
 
@@ -60,10 +60,7 @@ def zookeeper_available() -> bool:
 def require_zookeeper() -> None:
     """For tests that start their own ZooKeeper (to stop/restart it): fails in CI when it is missing, else skips."""
     if not zookeeper_available():
-        msg = "ZooKeeper is not installed (run scripts/setup.sh)"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
+        unavailable("ZooKeeper is not installed (run scripts/setup.sh)")
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,6 @@ through and then deploys its own definition, without --force; history records th
 from __future__ import annotations
 
 import json
-import random
-import shutil
 import signal
 import subprocess
 import time
@@ -21,9 +19,9 @@ import pytest
 
 from tests.harness.common import wait_until
 from tests.harness.devcluster import Devcluster
+from tests.integration import test_deploy
 from tests.integration.test_deploy import (
     DEPLOYKIT,
-    HELLO,
     REPO,
     deployments_of,
     remove_app,
@@ -36,24 +34,9 @@ from tests.integration.test_deploy import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def dc(tmp_path_factory):
-    low = random.randrange(20000, 29000, 500)
-    cluster = Devcluster(tmp_path_factory.mktemp("killed-dc"), heartbeat="1s",
-                         extra_args=["--task-port-range", f"{low}-{low + 499}"])
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.kill()
-
-
-@pytest.fixture(scope="module")
-def appdir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("apps")
-    shutil.copy(HELLO / "server.py", d / "server.py")
-    shutil.copytree(HELLO / "config", d / "config")
-    return d
+# the deploy tests' fixtures: a module-scoped devcluster with its own task port window, and the hello app folder
+dc = test_deploy.dc
+appdir = test_deploy.appdir
 
 
 def common(env_dir: Path) -> list[str]:

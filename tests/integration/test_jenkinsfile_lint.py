@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from deploykit.cli import main
-from tests.harness.common import IN_CI
+from tests.harness.common import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +30,7 @@ def _tool() -> str:
     found = str(LOCAL_TOOL) if LOCAL_TOOL.exists() else shutil.which("npm-groovy-lint")
     if found and shutil.which("java"):
         return found
-    message = "npm-groovy-lint (and java) are not installed (run scripts/setup.sh)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable("npm-groovy-lint (and java) are not installed (run scripts/setup.sh)")
 
 
 @pytest.mark.timeout(600)
