@@ -427,6 +427,8 @@ class Daemon:
         routing and only loses the frontend (lb.claims, `service_port_dropped`). Only ports the running
         config does not bind yet are probed (HAProxy holds the others).
         """
+        if self.live is not None and new.port_frontends == self.live.port_frontends:
+            return new  # the per-event case: every frontend is already bound (a tuple compare, no probe)
         bound = self.live.port_frontends if self.live is not None else ()
         refused: dict[str, int] = {}
         reasons: dict[int, str] = {}
@@ -443,6 +445,8 @@ class Daemon:
     def _refuse_bad_certificates(self, new: lbmodel.RoutingModel) -> lbmodel.RoutingModel:
         """Apps whose HAPROXY_{n}_SSL_CERT HAProxy could not load are refused (one bad file must not stop
         every reload); the operator's own certificates are checked in `_install_full`."""
+        if self.live is not None and new.ssl_certs == self.live.ssl_certs:
+            return new  # HAProxy runs with these already: no file read on every event
         own = set(self.settings.ssl_certs)
         wanted = [c for c in new.ssl_certs if c not in own]
         if not wanted:
